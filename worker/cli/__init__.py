@@ -31,7 +31,15 @@ def _root(
 
 
 def main() -> None:
-    # Sub-command modules register themselves on import.
-    from worker.cli import demo, sandbox  # noqa: F401
-
     app()
+
+
+def registered_commands() -> list[str]:
+    """Names of every top-level ``billing`` command and command group."""
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    names += [g.name or "" for g in app.registered_groups]
+    return sorted(n.replace("_", "-") for n in names if n)
+
+
+# Sub-command modules register themselves on the app when imported; keep this list sorted.
+from worker.cli import demo, sandbox, worker_cmd  # noqa: E402, F401
