@@ -66,36 +66,15 @@ def silence_http_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def configure(level: str = "INFO", *, json: bool | None = None) -> None:
-    """Configure structlog and the stdlib root logger once, at process start.
-
-    Events go through stdlib logging so that every library's records share one stream and
-    one redaction; ``json=None`` picks JSON unless stderr is a terminal.
-    """
-    use_json = (not sys.stderr.isatty()) if json is None else json
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact,
-    ]
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+def formatter(*, json: bool) -> logging.Formatter:
+    """The formatter every handler uses: redaction first, then JSON or console rendering."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
-        if use_json
+        if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -103,9 +82,38 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    redact,
+]
+
+
+def configure(
+    level: str = "INFO", *, json: bool | None = None, handlers: list[logging.Handler] | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger once, at process start.
+
+    Events go through stdlib logging so that every library's records share one stream and
+    one redaction; ``json=None`` picks JSON unless stderr is a terminal. ``handlers``
+    replaces the default stderr handler (their formatter is set here).
+    """
+    use_json = (not sys.stderr.isatty()) if json is None else json
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        # Filtering in the wrapper makes a disabled level (debug in production) cost ~nothing.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=True,
+    )
+    chosen = handlers if handlers is not None else [logging.StreamHandler(sys.stderr)]
+    for handler in chosen:
+        handler.setFormatter(formatter(json=use_json))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = chosen
     root.setLevel(level.upper())
     silence_http_loggers()

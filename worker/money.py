@@ -121,9 +121,7 @@ def parse_amount(text: str, currency: str) -> Money:
         )
     frac = match.group("frac") or ""
     if len(frac) > exponent:
-        raise InvalidInput(
-            f"amount {text!r} has {len(frac)} decimals; {currency} has {exponent}"
-        )
+        raise InvalidInput(f"amount {text!r} has {len(frac)} decimals; {currency} has {exponent}")
     minor = int(match.group("whole")) * 10**exponent + int(frac.ljust(exponent, "0") or "0")
     if minor == 0:
         raise InvalidInput(f"amount {text!r} is zero; a charge or payout must be positive")

@@ -1,0 +1,33 @@
+"""The session's log scan is honest: it finds what it looks for, and it sees real lines."""
+
+from __future__ import annotations
+
+import structlog
+
+from tests.fixtures.logs import LogCapture, find_leaks
+
+
+def test_scanner_finds_each_kind_of_leak() -> None:
+    secrets = {"z3fc5v4n5ey7"}
+    lines = [
+        '{"event": "ok", "order_id": 4600}',
+        '{"event": "oops", "note": "order pass z3fc5v4n5ey7"}',
+        '{"event": "card 4169741330151778"}',
+        '{"url": "/order/1/exec-tran?password=abcd1234"}',
+        '{"password": "hunter22"}',
+        '{"url": "/order/1/exec-tran?password=***"}',
+    ]
+    leaks = find_leaks(lines, secrets)
+    assert leaks == lines[1:5]
+
+
+def test_project_logs_reach_the_capture_redacted(log_capture: LogCapture) -> None:
+    before = len(log_capture.lines)
+    structlog.get_logger("tests").warning(
+        "gateway_call_failed", url="/order/9/exec-tran?password=plaintext9", card="4169741330151778"
+    )
+    line = log_capture.lines[before]
+    assert "gateway_call_failed" in line
+    assert "plaintext9" not in line
+    assert "416974******1778" in line
+    assert find_leaks([line], {"plaintext9"}) == []
