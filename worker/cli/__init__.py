@@ -42,4 +42,6 @@ def registered_commands() -> list[str]:
 
 
 # Sub-command modules register themselves on the app when imported; keep this list sorted.
-from worker.cli import demo, sandbox, worker_cmd  # noqa: E402, F401
+import worker.cli.demo  # noqa: E402
+import worker.cli.sandbox  # noqa: E402
+import worker.cli.worker_cmd  # noqa: E402, F401

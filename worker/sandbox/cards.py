@@ -1,0 +1,309 @@
+"""Stored cards the sandbox knows, and how each one answers a charge.
+
+A card is found by its ``storedId`` (``token.storedId``) or its TWO token (``ridByCofp``).
+The sandbox keeps only what TXPG shows of a card: the masked PAN (first six, last four),
+the expiry ``MMYY`` and the brand. A full PAN given in a cards file is masked on load.
+
+How a card answers a debit (Purchase, Auth) or a credit (OCT), in this order:
+
+1. its expiry month has passed by the sandbox's clock: PMO code 51 (expired card);
+2. behaviour ``decline``: its ``pmoResultCode``, every time;
+3. behaviour ``insufficient_funds``: 59 while the debit is above its ``balance`` (0 unless
+   given); ``POST /_admin/cards/{storedId}/top-up`` raises the balance, so a later dunning
+   attempt succeeds. An approved debit spends the balance; a refund or reversal gives it back;
+4. otherwise approved (1).
+
+Default demo cards (``cards.json`` beside this module; replace with ``--cards FILE``):
+
+=========  ================================  ==========================  ======  =============
+storedId   TWO ``ridByCofp``                 card                        expiry  behaviour
+=========  ================================  ==========================  ======  =============
+5125       D91E8A152405EE1180E4005056954BCC  Visa 416974******1778       11/30   approve (the
+                                                                                 reference's)
+5100       1B2B94F001F8EE1180EB005056954BCC  Mastercard 510307******3118  01/30   approve
+5159       -                                 Visa 416974******0059       12/29   59 until topped
+                                                                                 up (balance 0)
+5151       -                                 Visa 416974******0051       01/24   51 (expired by
+                                                                                 its date)
+5141       -                                 Mastercard 510307******0041  12/29   41 stolen card
+5106       -                                 Visa 416974******0006       12/29   6 strong auth
+                                                                                 required
+5152       -                                 Visa 416974******0052       12/29   52 invalid card
+5154       -                                 Visa 416974******0054       12/29   54 system error
+                                                                                 (a soft decline)
+-          26AB0DACE700EF1180EB005056954BCC  Mastercard 510307******3344  12/29   approve (an OCT
+                                                                                 destination)
+=========  ================================  ==========================  ======  =============
+
+The reference's test card expires 11/26; the sandbox's copy says 11/30 so the demo keeps
+working after that month.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from worker.errors import InvalidInput
+from worker.money import Money, currency_exponent, parse_amount
+from worker.sensitive import luhn_ok, mask_pan
+
+APPROVED = 1
+EXPIRED = 51
+INSUFFICIENT_FUNDS = 59
+
+_MASKED = re.compile(r"[0-9]{6}\*{3,9}[0-9]{4}", re.ASCII)
+_ZERO = re.compile(r"0+(\.0+)?", re.ASCII)
+_EXPIRY = re.compile(r"(0[1-9]|1[0-2])([0-9]{2})", re.ASCII)
+
+
+class Behaviour(enum.StrEnum):
+    APPROVE = "approve"  #: approved unless expired
+    DECLINE = "decline"  #: always declined with the card's ``pmoResultCode``
+    INSUFFICIENT_FUNDS = "insufficient_funds"  #: 59 until the balance covers the debit
+
+
+@dataclass(slots=True)
+class Card:
+    """One stored card. Mutable only through :class:`CardRegistry` (its balance)."""
+
+    display_name: str  #: masked PAN, ``416974******1778``
+    expiry: str  #: ``MMYY``
+    brand: str
+    behaviour: Behaviour = Behaviour.APPROVE
+    stored_id: int | None = None
+    rid_by_cofp: str | None = None
+    decline_code: int | None = None
+    balance: Money | None = None  #: for ``insufficient_funds``; ``None`` means no limit
+
+    def __post_init__(self) -> None:
+        if self.behaviour is Behaviour.DECLINE and self.decline_code in (None, 0, APPROVED):
+            raise InvalidInput("a 'decline' card needs a pmoResultCode that is not 0 or 1")
+        if self.behaviour is Behaviour.INSUFFICIENT_FUNDS and self.balance is None:
+            self.balance = Money(0, "AZN")
+
+    def expired(self, now: datetime) -> bool:
+        """True once the expiry month is over (a card is valid through its last day)."""
+        month, year = int(self.expiry[:2]), 2000 + int(self.expiry[2:])
+        return (now.year, now.month) > (year, month)
+
+    def answer(self, money: Money, now: datetime, *, debit: bool) -> int:
+        """The PMO result code this card gives for moving ``money`` now."""
+        if self.expired(now):
+            return EXPIRED
+        if self.behaviour is Behaviour.DECLINE and self.decline_code is not None:
+            return self.decline_code
+        balance = self.balance
+        short = balance is not None and (
+            balance.currency != money.currency or balance.minor < money.minor
+        )
+        if debit and short:
+            return INSUFFICIENT_FUNDS
+        return APPROVED
+
+    def key(self) -> str:
+        """How the admin API names this card: its storedId, else its TWO token."""
+        return str(self.stored_id) if self.stored_id is not None else str(self.rid_by_cofp)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "storedId": self.stored_id,
+            "ridByCofp": self.rid_by_cofp,
+            "displayName": self.display_name,
+            "expiry": self.expiry,
+            "brand": self.brand,
+            "behaviour": self.behaviour.value,
+        }
+        if self.decline_code is not None:
+            data["pmoResultCode"] = self.decline_code
+        if self.balance is not None:
+            data["balance"] = self.balance.to_gateway()
+            data["currency"] = self.balance.currency
+        return data
+
+
+def valid_expiry(text: object) -> bool:
+    """``MMYY`` with a real month."""
+    return isinstance(text, str) and _EXPIRY.fullmatch(text) is not None
+
+
+def brand_of(digits: str) -> str:
+    if digits.startswith("4"):
+        return "Visa"
+    if digits[:1] in ("2", "5"):
+        return "Mastercard"
+    return "Card"
+
+
+def card_from_json(data: Mapping[str, Any]) -> Card:
+    """Build a card from its JSON form (a cards file entry or an admin request).
+
+    Keys: ``storedId`` and/or ``ridByCofp`` (at least one), ``displayName`` (masked) or
+    ``pan`` (full, Luhn-checked, masked at once), ``expiry`` (``MMYY``), ``brand``,
+    ``behaviour``, ``pmoResultCode`` (for ``decline``), ``balance`` and ``currency``.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInput("a card must be a JSON object")
+    known = {"storedId", "ridByCofp", "displayName", "pan", "expiry", "brand", "behaviour"}
+    known |= {"pmoResultCode", "balance", "currency", "note"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidInput(f"card has unknown keys {unknown}; known: {sorted(known)}")
+    stored_id = data.get("storedId")
+    if stored_id is not None and (type(stored_id) is not int or stored_id <= 0):
+        raise InvalidInput(f"storedId must be a positive integer, got {stored_id!r}")
+    rid = data.get("ridByCofp")
+    if rid is not None and (not isinstance(rid, str) or not rid.isalnum()):
+        raise InvalidInput("ridByCofp must be a string of letters and digits")
+    if stored_id is None and rid is None:
+        raise InvalidInput("a card needs a storedId or a ridByCofp (TWO token)")
+    display = _display_name(data)
+    expiry = data.get("expiry")
+    if not isinstance(expiry, str) or not valid_expiry(expiry):
+        raise InvalidInput(f"expiry must be MMYY like '1130', got {expiry!r}")
+    brand = data.get("brand", brand_of(display))
+    if not isinstance(brand, str) or not brand:
+        raise InvalidInput("brand must be a non-empty string")
+    try:
+        behaviour = Behaviour(data.get("behaviour", "approve"))
+    except ValueError:
+        choices = ", ".join(b.value for b in Behaviour)
+        raise InvalidInput(f"behaviour must be one of {choices}") from None
+    code = data.get("pmoResultCode")
+    if behaviour is Behaviour.DECLINE:
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        if type(code) is not int or code in (0, APPROVED):
+            raise InvalidInput("a 'decline' card needs a pmoResultCode that is not 0 or 1")
+    elif code is not None:
+        raise InvalidInput("pmoResultCode is only for behaviour 'decline'")
+    balance = None
+    if behaviour is Behaviour.INSUFFICIENT_FUNDS:
+        currency = data.get("currency", "AZN")
+        raw = data.get("balance", "0")
+        if isinstance(raw, str) and _ZERO.fullmatch(raw):
+            currency_exponent(currency)
+            balance = Money(0, currency)
+        else:
+            balance = parse_amount(raw, currency)
+    elif "balance" in data:
+        raise InvalidInput("balance is only for behaviour 'insufficient_funds'")
+    return Card(display, expiry, brand, behaviour, stored_id, rid, code, balance)
+
+
+def _display_name(data: Mapping[str, Any]) -> str:
+    if "pan" in data:
+        pan = data["pan"]
+        if not isinstance(pan, str) or not 13 <= len(pan) <= 19 or not luhn_ok(pan):
+            raise InvalidInput("pan must be 13 to 19 digits passing the Luhn check")
+        return mask_pan(pan)
+    display = data.get("displayName")
+    if not isinstance(display, str) or not _MASKED.fullmatch(display):
+        raise InvalidInput("displayName must be a masked PAN like '416974******1778'")
+    return display
+
+
+def load_cards(source: Path | str | bytes) -> list[Card]:
+    """Cards from a JSON file (a path) or JSON bytes: ``{"cards": [...]}`` or a bare list."""
+    text = source if isinstance(source, bytes) else Path(source).read_bytes()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"cards file is not valid JSON: {exc}") from None
+    items = data.get("cards") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise InvalidInput('cards file must hold a list or {"cards": [...]}')
+    return [card_from_json(item) for item in items]
+
+
+def demo_cards() -> list[Card]:
+    """The default demo cards shipped as ``cards.json`` (see the table above)."""
+    return load_cards(resources.files(__package__).joinpath("cards.json").read_bytes())
+
+
+class CardRegistry:
+    """Cards by ``storedId`` and by TWO token. Every method takes the shared lock."""
+
+    def __init__(self, cards: Iterable[Card], lock: threading.RLock) -> None:
+        self._lock = lock
+        self._initial = [replace(card) for card in cards]
+        self._by_id: dict[int, Card] = {}
+        self._by_rid: dict[str, Card] = {}
+        self._next_stored_id = 9001
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget registrations and top-ups: back to the cards given at start."""
+        with self._lock:
+            self._by_id.clear()
+            self._by_rid.clear()
+            for card in self._initial:
+                self.register(replace(card))
+
+    def register(self, card: Card) -> Card:
+        """Add or replace a card (by storedId and/or TWO token)."""
+        with self._lock:
+            if card.stored_id is not None:
+                self._by_id[card.stored_id] = card
+            if card.rid_by_cofp is not None:
+                self._by_rid[card.rid_by_cofp.upper()] = card
+            return card
+
+    def new_stored_id(self) -> int:
+        """A storedId no card has (for cards saved on the hosted payment page)."""
+        with self._lock:
+            while self._next_stored_id in self._by_id:
+                self._next_stored_id += 1
+            return self._next_stored_id
+
+    def by_stored_id(self, stored_id: int) -> Card | None:
+        with self._lock:
+            return self._by_id.get(stored_id)
+
+    def by_rid(self, rid: str) -> Card | None:
+        with self._lock:
+            return self._by_rid.get(rid.upper())
+
+    def find(self, key: str) -> Card | None:
+        """A card by the admin API's key: a storedId, else a TWO token."""
+        with self._lock:
+            if key.isdigit():
+                return self._by_id.get(int(key))
+            return self._by_rid.get(key.upper())
+
+    def top_up(self, key: str, money: Money) -> Card:
+        """Add ``money`` to a card's balance; the card must be ``insufficient_funds``."""
+        with self._lock:
+            card = self.find(key)
+            if card is None:
+                raise KeyError(key)
+            if card.balance is None:
+                raise InvalidInput(f"card {key} has no balance (behaviour {card.behaviour})")
+            if card.balance.currency != money.currency:
+                raise InvalidInput(
+                    f"card {key} holds {card.balance.currency}, not {money.currency}"
+                )
+            card.balance = card.balance + money
+            return replace(card)
+
+    def spend(self, card: Card, money: Money, *, sign: int) -> None:
+        """Take (``sign=-1``) or give back (``+1``) ``money`` on a card that has a balance."""
+        with self._lock:
+            if card.balance is not None and card.balance.currency == money.currency:
+                card.balance = Money(card.balance.minor + sign * money.minor, money.currency)
+
+    def snapshot(self) -> list[Card]:
+        """Copies of every card, each once."""
+        with self._lock:
+            seen: dict[int, Card] = {}
+            for card in [*self._by_id.values(), *self._by_rid.values()]:
+                seen.setdefault(id(card), card)
+            return [replace(card) for card in seen.values()]
