@@ -216,3 +216,22 @@ def test_pool_exhaustion_is_not_sent(serve: Callable[[Behaviour], RawServer]) ->
         server.release.set()
         holder.join(10)
     assert len(errors) == 1 and isinstance(errors[0], base.OutcomeUnknown)
+
+
+def test_transport_errors_never_carry_the_order_password(
+    serve: Callable[[Behaviour], RawServer],
+) -> None:
+    def close_after_reading(conn: socket.socket) -> None:
+        _read_request(conn)
+
+    server = serve(close_after_reading)
+    with pytest.raises(base.OutcomeUnknown) as caught:
+        _exec(_settings(server.url))
+    chain: list[BaseException] = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert len(chain) >= 2, "the httpx cause is kept for debugging"
+    for link in chain:
+        assert "pw7secretpass" not in f"{link!s} {link!r} {link.args!r}"
