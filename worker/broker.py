@@ -1,13 +1,14 @@
 """The Dramatiq broker, built from ``BILLING_REDIS_URL``. This is the module the ``dramatiq``
 CLI loads (``dramatiq worker.broker``); actor modules register on the broker it sets.
 
-Actors arrive with the charge pipeline; until then a worker started on this module connects,
-declares nothing and consumes nothing.
+It also adds the janitor middleware, so ``billing worker`` alone resumes stalled charges.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -15,8 +16,8 @@ from dramatiq.brokers.redis import RedisBroker
 from worker.errors import ConfigurationError
 
 
-def redis_url(env: dict[str, str] | None = None) -> str:
-    url = (env if env is not None else dict(os.environ)).get("BILLING_REDIS_URL", "")
+def redis_url(env: Mapping[str, str] | None = None) -> str:
+    url = (env if env is not None else os.environ).get("BILLING_REDIS_URL", "")
     if not url:
         raise ConfigurationError(
             "BILLING_REDIS_URL is not set: the worker and the scheduler must share one Redis "
@@ -27,9 +28,48 @@ def redis_url(env: dict[str, str] | None = None) -> str:
     return url
 
 
-def build_broker(url: str) -> RedisBroker:
-    return RedisBroker(url=url)  # type: ignore[no-untyped-call]
+class JanitorMiddleware(dramatiq.Middleware):
+    """Runs the janitor in each worker process (one ticks at a time, under a Redis lock)."""
+
+    def __init__(self) -> None:
+        self.thread: Any = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from worker import actors, logs, runtime
+        from worker.janitor import Janitor, JanitorThread
+
+        logs.configure(os.environ.get("BILLING_LOG_LEVEL", "INFO"))
+        rt = runtime.current()
+        interval = int(rt.env.get("BILLING_JANITOR_INTERVAL_MS", "") or 1000)
+        self.thread = JanitorThread(Janitor(rt.redis, actors.send_charges, rt.clock), interval)
+        self.thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if self.thread is not None:
+            self.thread.stop()
+
+
+_configured: str | None = None
+
+
+def setup(url: str) -> RedisBroker:
+    """Make the Redis broker at ``url`` Dramatiq's global broker and declare the actors.
+
+    Call it before importing ``worker.actors`` (the CLI and the scheduler do); ``dramatiq
+    worker.broker`` calls it on import from ``BILLING_REDIS_URL``.
+    """
+    global _configured
+    current = dramatiq.get_broker() if _configured else None
+    if _configured == url and isinstance(current, RedisBroker):
+        return current
+    broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+    broker.add_middleware(JanitorMiddleware())
+    dramatiq.set_broker(broker)
+    _configured = url
+    import worker.actors  # noqa: F401 - declares the actors on this broker
+
+    return broker
 
 
 if os.environ.get("BILLING_REDIS_URL"):
-    dramatiq.set_broker(build_broker(redis_url()))
+    setup(redis_url())

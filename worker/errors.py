@@ -113,6 +113,11 @@ class Declined(GatewayError):
     """The gateway declined. ``decline_class`` says what to do next."""
 
     decline_class: DeclineClass = DeclineClass.HARD
+    #: the processor's own result code and its title (TXPG: the PMO code), when there is one
+    result_code: str | None = None
+    result_title: str | None = None
+    #: the gateway's short reason (TXPG: ``declineReason``)
+    reason: str | None = None
 
     def __init__(
         self,
@@ -123,12 +128,18 @@ class Declined(GatewayError):
         code: str | None = None,
         request_id: str | None = None,
         gateway: str | None = None,
+        result_code: str | None = None,
+        result_title: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(
             message, http_status=http_status, code=code, request_id=request_id, gateway=gateway
         )
         if decline_class is not None:
             self.decline_class = decline_class
+        self.result_code = result_code
+        self.result_title = result_title
+        self.reason = reason
 
 
 class RequestRejected(GatewayError):

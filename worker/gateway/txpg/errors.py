@@ -77,6 +77,9 @@ class PmoDecline(TxpgError, base.Declined):
             code="PmoDecline",
             request_id=rid_by_pmo,
             gateway=GATEWAY,
+            result_code=str(pmo_result_code),
+            result_title=entry.title,
+            reason=decline_reason,
         )
         self.pmo_result_code = pmo_result_code
         self.pmo_title = entry.title

@@ -1,0 +1,656 @@
+"""Drive one billing period to a final state: paid, dead-lettered, or skipped by policy.
+
+:meth:`Charger.run` is what the Dramatiq actor calls with ``(subscription_id, period)``,
+however many times, however concurrently. It takes the period's lease (one worker at a
+time), reads where the current attempt stands, and moves it one gateway call at a time,
+writing each step ahead of the call it guards:
+
+* no attempt, or the last one declined and its dunning time has come: a new attempt;
+* ``due``: create the order, store its id and password;
+* ``order_created``: attach the saved card;
+* ``token_set``: store ``exec_sent``, then execute;
+* ``exec_sent`` (found after a crash) or ``unknown``: ask the gateway (reconcile). Paid is
+  paid; failed ends the attempt; an order still unexecuted is executed again, same order.
+
+Anything that must wait (a dunning delay, a backoff, an open breaker, a card cap, halted
+credentials) releases the lease and records in ``bw:work`` when to look again: the janitor
+enqueues it then. Nothing waits in a queue alone, so a lost message only delays a charge.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from worker import events, keys
+from worker.charges import policy
+from worker.charges.states import AttemptState, PeriodStatus
+from worker.clock import Clock
+from worker.deadletters import (
+    DeadLetter,
+    DeadLetterReason,
+    attempts_summary,
+    dead_letter_id,
+)
+from worker.errors import (
+    CredentialsRejected,
+    DeclineClass,
+    Declined,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidInput,
+    OutcomeUnknown,
+    RequestRejected,
+)
+from worker.events import EventType
+from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle
+from worker.money import Money
+from worker.sensitive import Secret
+from worker.store import halt as halt_store
+from worker.store.breaker import Breaker
+from worker.store.charges import Capped, ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
+from worker.subscriptions import Subscription, SubscriptionStatus
+
+log = structlog.get_logger("worker.charges")
+
+#: Crash points for fault tests: ``BILLING_CRASH_AT=after_order_created`` SIGKILLs the
+#: process right after that step is stored. Never set in production.
+CRASH_POINTS = ("after_order_created", "after_token_set", "after_exec_sent", "after_result")
+
+
+class Outcome(enum.StrEnum):
+    PAID = "paid"  #: this run moved the money (or confirmed it moved)
+    ALREADY_PAID = "already_paid"  #: nothing to do: the period was paid before
+    RETRY_SCHEDULED = "retry_scheduled"  #: declined softly; dunning will try again
+    DEAD = "dead_lettered"  #: final without a charge; in the dead letters
+    SKIPPED = "skipped"  #: final by policy (subscription paused or cancelled)
+    DEFERRED = "deferred"  #: waiting: backoff, breaker, card cap, halt, concurrency
+    RECONCILING = "reconciling"  #: outcome unknown; will ask the gateway again
+    BUSY = "busy"  #: another worker holds the period
+    FENCED = "fenced"  #: this worker lost the period to another mid-way
+    MISSING = "missing"  #: no such open period
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeSettings:
+    lease_ms: int = 90_000  #: longer than a gateway call's deadline, with margin
+    dunning_ms: tuple[int, ...] = policy.DEFAULT_DUNNING_MS
+    retry_base_ms: int = 1_000  #: first backoff for "not sent" and availability errors
+    retry_max_ms: int = 60_000
+    reconcile_base_ms: int = 2_000
+    reconcile_max_ms: int = 120_000
+    reconcile_limit_ms: int = 6 * 3_600_000  #: then "unknown outcome, needs a human"
+    halt_recheck_ms: int = 30_000
+
+
+@dataclass
+class Deps:
+    store: ChargeStore
+    gateways: Mapping[str, ChargeGateway]
+    breakers: Mapping[str, Breaker]
+    load_subscription: Callable[[str], Subscription | None]
+    clock: Clock
+    settings: ChargeSettings = field(default_factory=ChargeSettings)
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _backoff(base: int, cap: int, tries: int) -> int:
+    """Exponential backoff with full jitter (never below a tenth of the step)."""
+    step: int = min(cap, base * (1 << min(tries, 20)))
+    jittered = int(random.random() * step)  # noqa: S311 - jitter, not security
+    return max(step // 10, jittered)
+
+
+def _crash_if(point: str) -> None:
+    if os.environ.get("BILLING_CRASH_AT") == point:
+        os.kill(os.getpid(), 9)
+
+
+class Charger:
+    """Runs the charge pipeline for one period at a time. Thread-safe."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # -- entry -----------------------------------------------------------------------------
+
+    def run(self, sub_id: str, period: str) -> Outcome:
+        d = self.deps
+        started = time.monotonic()
+        now = d.clock.now_ms()
+        claim = d.store.claim(sub_id, period, now, d.settings.lease_ms, d.owner)
+        key = keys.work_member(sub_id, period)
+        if isinstance(claim, str):
+            outcome = {
+                "paid": Outcome.ALREADY_PAID,
+                "dead": Outcome.DEAD,
+                "skipped": Outcome.SKIPPED,
+                "busy": Outcome.BUSY,
+            }.get(claim, Outcome.MISSING)
+            log.debug("charge_not_claimed", idempotency_key=key, outcome=outcome.value)
+            return outcome
+        run = _Run(d, claim)
+        try:
+            outcome = run.drive()
+        except Fenced:
+            outcome = Outcome.FENCED
+        except Conflict:
+            # Someone changed the attempt under the same fence: impossible unless two runs
+            # share a lease. Look again soon rather than guess.
+            d.store.release(claim, d.clock.now_ms() + d.settings.retry_base_ms)
+            outcome = Outcome.DEFERRED
+        except Exception:
+            d.store.release(claim, d.clock.now_ms() + d.settings.retry_max_ms)
+            log.exception("charge_run_crashed", idempotency_key=key, attempt=run.n)
+            raise
+        log.info(
+            "charge_attempt_finished",
+            idempotency_key=key,
+            subscription_id=sub_id,
+            period=period,
+            attempt=run.n,
+            order_id=run.order_id,
+            outcome=outcome.value,
+            detail=run.detail,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return outcome
+
+
+class _Run:
+    """One run under one lease: the mutable state of a single :meth:`Charger.run` call."""
+
+    def __init__(self, deps: Deps, claim: Claim) -> None:
+        self.d = deps
+        self.claim = claim
+        self.key = keys.work_member(claim.sub_id, claim.period)
+        self.n = claim.attempt
+        self.order_id: str | None = None
+        self.detail = ""
+        #: set when a call failed in a way that says "the gateway is not healthy"
+        self.unavailable = False
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.d.clock.now_ms()
+
+    def event(self, event_type: EventType, **data: Any) -> dict[str, str]:
+        return events.build(
+            event_type,
+            self.key,
+            self.now(),
+            {"subscription_id": self.claim.sub_id, "period": self.claim.period, **data},
+        )
+
+    def wait(self, until_ms: int, detail: str, outcome: Outcome = Outcome.DEFERRED) -> Outcome:
+        self.detail = detail
+        self.d.store.release(self.claim, until_ms)
+        return outcome
+
+    def step(self, expect: str, **kw: Any) -> None:
+        """A transition of the current attempt that cannot be capped."""
+        self.d.store.transition(self.claim, self.now(), Ops(expect=expect, attempt=self.n, **kw))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def drive(self) -> Outcome:
+        d = self.d
+        period = d.store.period(self.claim.sub_id, self.claim.period)
+        attempt = d.store.attempt(self.claim.sub_id, self.claim.period, self.n)
+        name = period.get("gateway", "")
+        gateway, breaker = d.gateways.get(name), d.breakers.get(name)
+        if gateway is None or breaker is None:
+            return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
+        amount = Money(int(period["amount_minor"]), period["currency"])
+        sub = d.load_subscription(self.claim.sub_id)
+
+        while True:
+            state = AttemptState(attempt["state"]) if attempt.get("state") else None
+            self.order_id = attempt.get("order_id") or self.order_id
+            no_live_order = state in (None, AttemptState.DECLINED, AttemptState.DUE)
+            if no_live_order and (sub is None or not sub.chargeable):
+                return self.skip(sub, attempt)
+            if (stopped := halt_store.halted(d.store.r)) is not None:
+                why = f"halted: {stopped.get('reason', '')}"
+                return self.wait(self.now() + d.settings.halt_recheck_ms, why)
+            if state is None or state is AttemptState.DECLINED:
+                if state is AttemptState.DECLINED and self.claim.next_at > self.now():
+                    return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
+                capped = self.new_attempt(period)
+                if capped is not None:
+                    return self.wait(capped.allowed_at, "card at its network attempt cap")
+                attempt = {"state": AttemptState.DUE.value, "n": str(self.n)}
+                continue
+            allowed, mode = breaker.check(self.now())
+            if not allowed:
+                return self.wait(int(mode), "circuit open")
+            self.unavailable = False
+            try:
+                result = self.advance(state, attempt, gateway, amount, period["card"])
+            except GatewayUnavailable as exc:
+                breaker.failure(self.now())
+                return self.retry_same(attempt, exc)
+            except CredentialsRejected as exc:
+                halt_store.halt(d.store.r, gateway.name, str(exc), self.now())
+                return self.wait(self.now() + d.settings.halt_recheck_ms, "credentials rejected")
+            if self.unavailable:
+                breaker.failure(self.now())
+            elif mode != "closed":
+                breaker.success(self.now())
+            if isinstance(result, Outcome):
+                return result
+            attempt = result
+
+    def advance(
+        self,
+        state: AttemptState,
+        attempt: dict[str, str],
+        gateway: ChargeGateway,
+        amount: Money,
+        card: str,
+    ) -> dict[str, str] | Outcome:
+        """One gateway step. Returns the attempt's new fields, or the run's outcome."""
+        handle = OrderHandle(attempt.get("order_id", ""), _secret(attempt.get("order_pw")))
+        if state is AttemptState.DUE:
+            return self.create_order(gateway, amount)
+        if state is AttemptState.ORDER_CREATED:
+            return self.attach_card(attempt, gateway, handle, card)
+        if state is AttemptState.TOKEN_SET:
+            return self.execute(attempt, gateway, handle, amount)
+        if state is AttemptState.EXEC_SENT:
+            return self.unknown(attempt, "found exec_sent: a worker stopped mid-call")
+        if state is AttemptState.UNKNOWN:
+            return self.reconcile(attempt, gateway, handle)
+        raise AssertionError(f"unexpected attempt state {state}")
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def new_attempt(self, period: Mapping[str, str]) -> Capped | None:
+        n = self.n + 1
+        capped = self.d.store.transition(
+            self.claim,
+            self.now(),
+            Ops(
+                expect="",
+                attempt=n,
+                set_attempt={
+                    "state": AttemptState.DUE.value,
+                    "n": n,
+                    "started_at": self.now(),
+                    "gateway": period.get("gateway", ""),
+                },
+                set_period={"attempt": n, "next_at": 0},
+                card=card_ops(period["gateway"], period["card"], f"{self.key}|{n}"),
+            ),
+        )
+        if capped is None:
+            self.n = n
+        return capped
+
+    def create_order(self, gateway: ChargeGateway, amount: Money) -> dict[str, str] | Outcome:
+        description = f"{self.claim.sub_id} {self.claim.period} #{self.n}"
+        try:
+            handle = gateway.open_order(amount, description)
+        except OutcomeUnknown as exc:
+            # An order that may exist but has no card and no transaction moves no money:
+            # the next run simply creates another one.
+            raise GatewayUnavailable(f"create order: {exc}") from exc
+        except (Declined, RequestRejected, InvalidInput) as exc:
+            return self.declined({"state": AttemptState.DUE.value}, _as_decline(exc))
+        fields: dict[str, str] = {"state": AttemptState.ORDER_CREATED.value, "order_id": handle.id}
+        if handle.secret is not None:
+            fields["order_pw"] = handle.secret.reveal()
+        self.step(AttemptState.DUE.value, set_attempt=fields)
+        self.order_id = handle.id
+        _crash_if("after_order_created")
+        return {**fields, "n": str(self.n)}
+
+    def attach_card(
+        self, attempt: dict[str, str], gateway: ChargeGateway, handle: OrderHandle, card: str
+    ) -> dict[str, str] | Outcome:
+        try:
+            gateway.attach_card(handle, card)
+        except (OutcomeUnknown, RequestRejected, InvalidInput) as exc:
+            # Attaching a card moves no money. When we cannot tell whether it worked (or the
+            # gateway refused a repeat), the order is left unexecuted, forever: the attempt
+            # ends and a new one starts at once, with a new order.
+            return self.declined(attempt, _as_decline(exc), retry_now=True)
+        except Declined as exc:
+            return self.declined(attempt, exc)
+        self.step(AttemptState.ORDER_CREATED.value, set_attempt={"state": "token_set"})
+        _crash_if("after_token_set")
+        return {**attempt, "state": AttemptState.TOKEN_SET.value}
+
+    def execute(
+        self, attempt: dict[str, str], gateway: ChargeGateway, handle: OrderHandle, amount: Money
+    ) -> dict[str, str] | Outcome:
+        self.step(
+            AttemptState.TOKEN_SET.value,
+            set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
+        )
+        _crash_if("after_exec_sent")
+        attempt = {**attempt, "state": AttemptState.EXEC_SENT.value}
+        try:
+            approval = gateway.execute(handle, amount)
+        except (GatewayUnavailable, CredentialsRejected):
+            # Refused at the door: nothing ran, so the order is still unexecuted.
+            self.step(AttemptState.EXEC_SENT.value, set_attempt={"state": "token_set"})
+            raise
+        except Declined as exc:
+            if exc.decline_class is DeclineClass.UNKNOWN:
+                return self.unknown(attempt, f"a decline with no clear outcome: {exc}")
+            return self.declined(attempt, exc)
+        except OutcomeUnknown as exc:
+            self.unavailable = exc.http_status is None or exc.http_status >= 500
+            return self.unknown(attempt, str(exc))
+        except (GatewayError, InvalidInput) as exc:  # e.g. InvalidOrderState: ask the gateway
+            return self.unknown(attempt, str(exc))
+        return self.paid(attempt, approval.approval_code, approval.reference)
+
+    def paid(
+        self,
+        attempt: Mapping[str, str],
+        approval: str | None,
+        reference: str | None,
+        *,
+        reconciled: bool = False,
+    ) -> Outcome:
+        order_id = attempt.get("order_id", "")
+        evs = []
+        if reconciled:
+            evs.append(
+                self.event(
+                    EventType.CHARGE_RECONCILED, attempt=self.n, order_id=order_id, outcome="paid"
+                )
+            )
+        evs.append(self.event(EventType.CHARGE_SUCCEEDED, attempt=self.n, order_id=order_id))
+        self.step(
+            attempt["state"],
+            set_attempt={
+                "state": AttemptState.PAID.value,
+                "finished_at": self.now(),
+                "approval_code": approval or "",
+                "reference": reference or "",
+            },
+            drop=["order_pw"],
+            set_period={
+                "status": PeriodStatus.PAID.value,
+                "paid_order": order_id,
+                "closed_at": self.now(),
+                "lease_until": 0,
+            },
+            work_remove=True,
+            events=evs,
+        )
+        _crash_if("after_result")
+        self.detail = f"order {order_id}"
+        return Outcome.PAID
+
+    def unknown(self, attempt: Mapping[str, str], why: str) -> dict[str, str]:
+        since = attempt.get("unknown_since") or str(self.now())
+        self.step(
+            attempt["state"],
+            set_attempt={
+                "state": AttemptState.UNKNOWN.value,
+                "unknown_since": since,
+                "error": why[:300],
+            },
+            events=[
+                self.event(
+                    EventType.CHARGE_UNKNOWN, attempt=self.n, order_id=attempt.get("order_id", "")
+                )
+            ],
+        )
+        return {**attempt, "state": AttemptState.UNKNOWN.value, "unknown_since": since}
+
+    def reconcile(
+        self, attempt: dict[str, str], gateway: ChargeGateway, handle: OrderHandle
+    ) -> dict[str, str] | Outcome:
+        d = self.d
+        found: Lookup | None = None
+        try:
+            found = gateway.lookup(handle)
+        except CredentialsRejected:
+            raise
+        except (GatewayError, InvalidInput) as exc:
+            self.unavailable = isinstance(exc, GatewayUnavailable | OutcomeUnknown)
+            self.detail = f"lookup failed: {exc}"
+        if found is not None and found.outcome is LookupOutcome.PAID:
+            return self.paid(attempt, None, None, reconciled=True)
+        if found is not None and found.outcome is LookupOutcome.FAILED:
+            decline = Declined(
+                f"order {handle.id} ended {found.status}",
+                decline_class=found.decline_class or DeclineClass.SOFT,
+                code="Reconciled",
+                result_code=found.result_code,
+                result_title=found.result_title,
+            )
+            return self.declined(attempt, decline, reconciled=True)
+        if found is not None and found.outcome is LookupOutcome.NOT_EXECUTED:
+            self.step(
+                AttemptState.UNKNOWN.value,
+                set_attempt={"state": AttemptState.TOKEN_SET.value, "unknown_since": ""},
+                events=[
+                    self.event(
+                        EventType.CHARGE_RECONCILED,
+                        attempt=self.n,
+                        order_id=handle.id,
+                        outcome="not_executed",
+                    )
+                ],
+            )
+            return {**attempt, "state": AttemptState.TOKEN_SET.value, "unknown_since": ""}
+        since = int(attempt.get("unknown_since") or self.now())
+        if self.now() - since >= d.settings.reconcile_limit_ms:
+            status = found.status if found else "no answer"
+            return self.dead(
+                attempt,
+                DeadLetterReason.UNKNOWN_OUTCOME,
+                f"outcome unknown for {(self.now() - since) // 1000}s "
+                f"(gateway says: {status}); needs a human",
+                None,
+                set_attempt={},
+            )
+        tries = int(attempt.get("reconcile_tries") or 0) + 1
+        self.step(AttemptState.UNKNOWN.value, set_attempt={"reconcile_tries": tries})
+        if found is not None:
+            self.detail = f"order {handle.id} is {found.status}"
+        delay = _backoff(d.settings.reconcile_base_ms, d.settings.reconcile_max_ms, tries)
+        return self.wait(self.now() + delay, self.detail, Outcome.RECONCILING)
+
+    def declined(
+        self,
+        attempt: Mapping[str, str],
+        exc: Declined,
+        *,
+        reconciled: bool = False,
+        retry_now: bool = False,
+    ) -> Outcome:
+        decline_class = exc.decline_class
+        if decline_class not in (DeclineClass.HARD, DeclineClass.NEEDS_CUSTOMER):
+            decline_class = DeclineClass.SOFT
+        fields: dict[str, str | int] = {
+            "state": AttemptState.DECLINED.value,
+            "finished_at": self.now(),
+            "decline_class": decline_class.value,
+            "error_code": exc.code or "",
+            "pmo_code": exc.result_code or "",
+            "pmo_title": exc.result_title or "",
+            "decline_reason": exc.reason or "",
+            "error": str(exc)[:300],
+        }
+        evs = []
+        if reconciled:
+            order_id = attempt.get("order_id", "")
+            evs.append(
+                self.event(
+                    EventType.CHARGE_RECONCILED,
+                    attempt=self.n,
+                    order_id=order_id,
+                    outcome="declined",
+                )
+            )
+        decision: policy.Decision = (
+            policy.Retry(self.now())
+            if retry_now
+            else policy.after_decline(decline_class, self.n, self.now(), self.d.settings.dunning_ms)
+        )
+        if isinstance(decision, policy.DeadLetter):
+            return self.dead(
+                attempt,
+                decision.reason,
+                str(exc),
+                decision.subscription_status,
+                set_attempt=fields,
+                events=evs,
+                exc=exc,
+            )
+        evs.append(
+            self.event(
+                EventType.CHARGE_DECLINED,
+                attempt=self.n,
+                decline_class=decline_class.value,
+                pmo_code=exc.result_code,
+                next_retry_at=decision.at_ms,
+            )
+        )
+        self.step(
+            attempt["state"],
+            set_attempt=fields,
+            drop=["order_pw"],
+            set_period={"next_at": decision.at_ms},
+            work_at=decision.at_ms,
+            release=True,
+            events=evs,
+        )
+        self.detail = f"declined {decline_class}: {exc.result_code or exc.code}"
+        return Outcome.RETRY_SCHEDULED
+
+    def dead(
+        self,
+        attempt: Mapping[str, str],
+        reason: DeadLetterReason,
+        detail: str,
+        sub_status: SubscriptionStatus | None,
+        *,
+        set_attempt: dict[str, str | int],
+        events: list[dict[str, str]] | None = None,
+        exc: Declined | None = None,
+    ) -> Outcome:
+        d = self.d
+        period = d.store.period(self.claim.sub_id, self.claim.period)
+        history = d.store.attempts(self.claim.sub_id, self.claim.period)
+        if history:
+            history[-1] = {**history[-1], **{k: str(v) for k, v in set_attempt.items()}}
+        dlq_id = dead_letter_id(self.claim.sub_id, self.claim.period, self.n)
+        entry = DeadLetter(
+            id=dlq_id,
+            key=self.key,
+            subscription_id=self.claim.sub_id,
+            period=self.claim.period,
+            amount_minor=int(period["amount_minor"]),
+            currency=period["currency"],
+            gateway=period.get("gateway", ""),
+            reason=reason,
+            detail=detail[:500],
+            attempts=attempts_summary(history),
+            created_at=self.now(),
+        )
+        evs = list(events or [])
+        if exc is not None:
+            evs.append(
+                self.event(
+                    EventType.CHARGE_DECLINED,
+                    attempt=self.n,
+                    decline_class=exc.decline_class.value,
+                    pmo_code=exc.result_code,
+                    next_retry_at=None,
+                )
+            )
+        evs.append(
+            self.event(EventType.CHARGE_FAILED, attempt=self.n, reason=reason.value, dlq_id=dlq_id)
+        )
+        sub_ops = None
+        if sub_status is not None:
+            kind = (
+                EventType.SUBSCRIPTION_NEEDS_NEW_CARD
+                if sub_status is SubscriptionStatus.NEEDS_NEW_CARD
+                else EventType.SUBSCRIPTION_PAST_DUE
+            )
+            evs.append(self.event(kind))
+            sub_ops = {
+                "key": keys.sub(self.claim.sub_id),
+                "from": ["active", "past_due"],
+                "to": sub_status.value,
+            }
+        final_attempt = set_attempt.get("state") == AttemptState.DECLINED.value
+        self.step(
+            attempt["state"],
+            set_attempt=set_attempt,
+            drop=["order_pw"] if final_attempt else [],
+            set_period={
+                "status": PeriodStatus.DEAD.value,
+                "reason": reason.value,
+                "dlq_id": dlq_id,
+                "closed_at": self.now(),
+                "lease_until": 0,
+            },
+            work_remove=True,
+            dlq={
+                "key": keys.dead_letter(dlq_id),
+                "index": keys.DLQ,
+                "id": dlq_id,
+                "fields": entry.to_hash(),
+            },
+            sub=sub_ops,
+            events=evs,
+        )
+        self.detail = f"{reason.value}: {detail[:120]}"
+        return Outcome.DEAD
+
+    def skip(self, sub: Subscription | None, attempt: Mapping[str, str]) -> Outcome:
+        """No live order and the subscription may not be charged: close the period as
+        skipped, recorded with its reason (never silently dropped).
+        """
+        why = "subscription deleted" if sub is None else f"subscription {sub.status.value}"
+        self.step(
+            attempt.get("state", ""),
+            set_period={
+                "status": PeriodStatus.SKIPPED.value,
+                "reason": why,
+                "closed_at": self.now(),
+                "lease_until": 0,
+            },
+            work_remove=True,
+            events=[self.event(EventType.CHARGE_DEFERRED, reason=why, final="skipped")],
+        )
+        self.detail = why
+        return Outcome.SKIPPED
+
+    def retry_same(self, attempt: Mapping[str, str], exc: GatewayError) -> Outcome:
+        tries = int(attempt.get("retries") or 0) + 1
+        state = self.d.store.attempt(self.claim.sub_id, self.claim.period, self.n).get("state", "")
+        self.step(state, set_attempt={"retries": tries})
+        delay = _backoff(self.d.settings.retry_base_ms, self.d.settings.retry_max_ms, tries)
+        return self.wait(self.now() + delay, f"not sent ({exc}); retry in {delay} ms")
+
+
+def _secret(value: str | None) -> Secret[str] | None:
+    return None if not value else Secret(value)
+
+
+def _as_decline(exc: Exception) -> Declined:
+    """A failure that ends an attempt without money moving, as a soft decline."""
+    if isinstance(exc, Declined):
+        return exc
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return Declined(str(exc), decline_class=DeclineClass.SOFT, code=code)

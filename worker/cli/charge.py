@@ -1,0 +1,93 @@
+"""``billing charge`` and ``billing gateway``: start a charge by hand; see and resume the
+gateway's breaker and stop switch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from worker import broker as broker_setup
+from worker.charges.entry import Requested, request_charge
+from worker.cli import app
+from worker.cli.common import RedisUrlOption, console, die, open_redis, print_json
+from worker.clock import SYSTEM
+from worker.errors import InvalidInput
+from worker.store import halt as halt_store
+from worker.store.breaker import Breaker
+from worker.store.charges import ChargeStore
+
+
+@app.command("charge")
+def charge(
+    subscription: str = typer.Argument(..., help="The subscription id."),
+    period: str = typer.Option(..., "--period", help="The period key: its start date, YYYY-MM-DD."),
+    wait: float = typer.Option(
+        0.0, "--wait", min=0, help="Seconds to wait for a final state (needs `billing worker`)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the period as JSON."),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Charge one period of a subscription, exactly once.
+
+    Idempotent: asking again for a paid period is a no-op that says so; asking while a charge
+    is in flight changes nothing. The charge itself runs in `billing worker`.
+    """
+    r = open_redis(redis_url)
+    broker_setup.setup(_url(redis_url))
+    from worker.actors import charge as charge_actor
+
+    def ring(sub_id: str, period_key: str) -> None:
+        charge_actor.send(sub_id, period_key)
+
+    try:
+        result = request_charge(r, subscription, period, SYSTEM, ring)
+    except InvalidInput as exc:
+        die(str(exc))
+    console.print(result.message, highlight=False)
+    store = ChargeStore(r)
+    deadline = time.monotonic() + wait
+    state = store.period(subscription, period)
+    while wait and state.get("status") == "open" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = store.period(subscription, period)
+    if as_json:
+        print_json({"period": state, "attempts": _attempts(store, subscription, period)})
+    elif result.outcome is not Requested.ALREADY_PAID:
+        console.print(f"status: [bold]{state.get('status')}[/] (attempt {state.get('attempt')})")
+
+
+def _attempts(store: ChargeStore, sub: str, period: str) -> list[dict[str, str]]:
+    return [{k: v for k, v in a.items() if k != "order_pw"} for a in store.attempts(sub, period)]
+
+
+def _url(redis_url: str | None) -> str:
+    return broker_setup.redis_url({"BILLING_REDIS_URL": redis_url} if redis_url else None)
+
+
+gateway_app = typer.Typer(help="The gateway's circuit breaker and credentials stop switch.")
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("status")
+def gateway_status(redis_url: str | None = RedisUrlOption) -> None:
+    """Show the breaker state and whether charging is stopped."""
+    r = open_redis(redis_url)
+    table = Table("gateway", "breaker", "failures", "charging")
+    stopped = halt_store.halted(r)
+    state = Breaker(r, "txpg").state()
+    charging = f"[red]stopped[/]: {stopped.get('reason')}" if stopped else "[green]on[/]"
+    table.add_row("txpg", state.get("state", "closed"), state.get("failures", "0"), charging)
+    console.print(table)
+
+
+@gateway_app.command("resume")
+def gateway_resume(redis_url: str | None = RedisUrlOption) -> None:
+    """Resume charging after rejected credentials were fixed."""
+    r = open_redis(redis_url)
+    if halt_store.resume(r):
+        console.print("charging resumed; waiting charges run within the janitor's next ticks")
+    else:
+        console.print("charging was not stopped: nothing to do")

@@ -1,0 +1,50 @@
+"""What every ``billing`` command shares: the Redis connection, clear errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, NoReturn
+
+import redis
+import typer
+from rich.console import Console
+
+from worker.broker import redis_url
+from worker.errors import BillingError
+from worker.store import connect
+
+console = Console()
+err_console = Console(stderr=True)
+
+RedisUrlOption = typer.Option(
+    None,
+    "--redis-url",
+    envvar="BILLING_REDIS_URL",
+    help="Redis URL shared with the worker and the scheduler (env BILLING_REDIS_URL).",
+    show_default=False,
+)
+
+
+def die(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit: nothing was changed."""
+    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def open_redis(url: str | None) -> redis.Redis:
+    """A Redis client for the command, or a clear error when none is configured."""
+    try:
+        chosen = redis_url({"BILLING_REDIS_URL": url} if url else dict(os.environ))
+    except BillingError as exc:
+        die(str(exc))
+    client = connect(chosen)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        die(f"cannot reach Redis at {chosen.split('@')[-1]}: {type(exc).__name__}")
+    return client
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))

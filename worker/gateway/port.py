@@ -1,0 +1,64 @@
+"""The seam between the charge pipeline and a payment gateway.
+
+The pipeline speaks only this vocabulary: open an order for a charge, attach the saved card,
+execute it, look it up. Each gateway adapter maps its own API onto these four calls and its
+errors onto ``worker.errors`` (``RequestNotSent``, ``OutcomeUnknown``, ``Declined`` with a
+``DeclineClass``, ``CredentialsRejected``, ``RequestRejected``). Nothing here names TXPG.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.errors import DeclineClass
+from worker.money import Money
+from worker.sensitive import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class OrderHandle:
+    """A gateway order as the pipeline stores it: an id and, if the gateway has one, a
+    secret that later calls need (kept in Redis until the attempt is final, never logged).
+    """
+
+    id: str
+    secret: Secret[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    approval_code: str | None
+    reference: str | None  #: the processor's id for the transaction
+    result_code: str | None
+
+
+class LookupOutcome(enum.StrEnum):
+    PAID = "paid"  #: the order's money moved
+    FAILED = "failed"  #: the order ended without moving money and never will
+    NOT_EXECUTED = "not_executed"  #: no transaction yet: executing the same order is safe
+    UNRESOLVED = "unresolved"  #: anything else: keep asking, then a human
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    outcome: LookupOutcome
+    status: str  #: the gateway's own status text
+    decline_class: DeclineClass | None = None
+    result_code: str | None = None
+    result_title: str | None = None
+
+
+class ChargeGateway(Protocol):
+    """What a gateway must offer the recurring-charge pipeline."""
+
+    name: str
+
+    def open_order(self, amount: Money, description: str) -> OrderHandle: ...
+
+    def attach_card(self, order: OrderHandle, card_ref: str) -> None: ...
+
+    def execute(self, order: OrderHandle, amount: Money) -> Approval: ...
+
+    def lookup(self, order: OrderHandle) -> Lookup: ...

@@ -1,0 +1,92 @@
+"""Every Redis key of billing-worker, in one place. Prefix ``bw:``; Dramatiq keeps its own
+keys under ``dramatiq:``.
+
+The whole data layout, one screen:
+
+======================================  ======  =================================================
+key                                     type    what it holds
+======================================  ======  =================================================
+``bw:sub:{sub_id}``                     hash    a subscription (see ``worker.subscriptions``)
+``bw:subs``                             zset    every subscription id, scored by creation time (ms)
+``bw:period:{sub_id}:{period}``         hash    one billing period's charge: ``status`` (open,
+                                                paid, dead, skipped), ``attempt`` (current
+                                                attempt number), ``fence`` (incremented by every
+                                                lease), ``lease_until`` (ms), ``lease_owner``,
+                                                ``next_at`` (ms, the next dunning attempt),
+                                                ``amount_minor``/``currency``/``card``/``gateway``
+                                                (frozen when the period opens), ``paid_order``,
+                                                ``opened_at``, ``closed_at``, ``reason``
+``bw:attempt:{sub_id}:{period}:{n}``    hash    attempt ``n`` of a period: ``state`` (see
+                                                ``worker.charges.states``), ``order_id``,
+                                                ``order_pw`` (the order password; deleted when
+                                                the attempt is final), outcome fields
+``bw:work``                             zset    member ``{sub_id}|{period}``, score = ms when the
+                                                period next needs a look (a dunning retry, a
+                                                reconcile backoff, a lease that may have died).
+                                                The janitor enqueues what is due: the queue is
+                                                only a doorbell, this is the source of truth
+``bw:periods:{sub_id}``                 zset    the periods of a subscription, scored by open time
+``bw:dlq``                              zset    dead-letter ids, scored by time (ms)
+``bw:dlq:{id}``                         hash    a dead letter (see ``worker.deadletters``)
+``bw:events``                           stream  typed outcome events (see ``worker.events``)
+``bw:audit``                            stream  operator actions: replays, discards, who and when
+``bw:card:{gateway}:{card}``            zset    attempt timestamps per card, for network caps
+``bw:breaker:{gateway}``                hash    circuit breaker: ``state``, ``failures``,
+                                                ``until``, ``probe_until``
+``bw:halt``                             hash    set when credentials were rejected: charging
+                                                stops until an operator clears it
+``bw:janitor``                          string  the janitor's leader lock (short TTL)
+======================================  ======  =================================================
+
+Member and key parts are validated ids (``worker.subscriptions.validate_id``) and period
+keys (``YYYY-MM-DD``), so ``|`` and ``:`` never occur inside them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "bw:"
+
+SUBS = f"{PREFIX}subs"
+WORK = f"{PREFIX}work"
+DLQ = f"{PREFIX}dlq"
+EVENTS = f"{PREFIX}events"
+AUDIT = f"{PREFIX}audit"
+HALT = f"{PREFIX}halt"
+JANITOR_LOCK = f"{PREFIX}janitor"
+
+
+def sub(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}"
+
+
+def period(sub_id: str, period_key: str) -> str:
+    return f"{PREFIX}period:{sub_id}:{period_key}"
+
+
+def periods(sub_id: str) -> str:
+    return f"{PREFIX}periods:{sub_id}"
+
+
+def attempt(sub_id: str, period_key: str, n: int) -> str:
+    return f"{PREFIX}attempt:{sub_id}:{period_key}:{n}"
+
+
+def work_member(sub_id: str, period_key: str) -> str:
+    return f"{sub_id}|{period_key}"
+
+
+def parse_work_member(member: str) -> tuple[str, str]:
+    sub_id, _, period_key = member.partition("|")
+    return sub_id, period_key
+
+
+def dead_letter(dlq_id: str) -> str:
+    return f"{PREFIX}dlq:{dlq_id}"
+
+
+def card(gateway: str, card_ref: str) -> str:
+    return f"{PREFIX}card:{gateway}:{card_ref}"
+
+
+def breaker(gateway: str) -> str:
+    return f"{PREFIX}breaker:{gateway}"

@@ -1,0 +1,110 @@
+"""Build the long-lived objects of a process once, from the environment.
+
+========================================  ======================================================
+``BILLING_DUNNING``                       dunning delays, e.g. ``1d,3d,5d,7d`` (the default)
+``BILLING_LEASE_MS``                      how long a worker owns a period per step (90000)
+``BILLING_RECONCILE_LIMIT_MS``            then an unknown outcome goes to a human (21600000)
+``BILLING_RETRY_BASE_MS`` / ``_MAX_MS``   backoff for "not sent" (1000 / 60000)
+``BILLING_GATEWAY_CONCURRENCY``           concurrent charges on the gateway, all workers (64)
+``BILLING_BREAKER_THRESHOLD``             consecutive failures that open the breaker (5)
+``BILLING_BREAKER_COOLDOWN_MS``           how long it stays open at first (5000)
+``BILLING_JANITOR_INTERVAL_MS``           how often the janitor looks at ``bw:work`` (1000)
+========================================  ======================================================
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+from worker.broker import redis_url
+from worker.charges.pipeline import Charger, ChargeSettings, Deps
+from worker.charges.policy import DEFAULT_DUNNING_MS, parse_schedule
+from worker.clock import SYSTEM, Clock
+from worker.errors import ConfigurationError
+from worker.gateway.txpg.adapter import TxpgChargeGateway
+from worker.gateway.txpg.client import TxpgClient
+from worker.settings import TxpgSettings
+from worker.store import connect
+from worker.store.breaker import Breaker, BreakerSettings
+from worker.store.charges import ChargeStore
+from worker.subscriptions import Subscription
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+def charge_settings(env: Mapping[str, str]) -> ChargeSettings:
+    dunning = env.get("BILLING_DUNNING")
+    return ChargeSettings(
+        lease_ms=_int(env, "BILLING_LEASE_MS", 90_000),
+        dunning_ms=parse_schedule(dunning) if dunning is not None else DEFAULT_DUNNING_MS,
+        retry_base_ms=_int(env, "BILLING_RETRY_BASE_MS", 1_000),
+        retry_max_ms=_int(env, "BILLING_RETRY_MAX_MS", 60_000),
+        reconcile_base_ms=_int(env, "BILLING_RECONCILE_BASE_MS", 2_000),
+        reconcile_max_ms=_int(env, "BILLING_RECONCILE_MAX_MS", 120_000),
+        reconcile_limit_ms=_int(env, "BILLING_RECONCILE_LIMIT_MS", 6 * 3_600_000),
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a worker process shares between its threads."""
+
+    redis: redis.Redis
+    charger: Charger
+    clock: Clock
+    env: Mapping[str, str]
+
+    def close(self) -> None:
+        for gateway in self.charger.deps.gateways.values():
+            if isinstance(gateway, TxpgChargeGateway):
+                gateway.client.close()
+        self.redis.close()
+
+
+def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtime:
+    env = dict(os.environ) if env is None else env
+    r = connect(redis_url(dict(env)))
+    txpg = TxpgChargeGateway(TxpgClient(TxpgSettings.from_env(env)))
+    breaker_settings = BreakerSettings(
+        threshold=_int(env, "BILLING_BREAKER_THRESHOLD", 5),
+        cooldown_ms=_int(env, "BILLING_BREAKER_COOLDOWN_MS", 5_000),
+    )
+
+    def load(sub_id: str) -> Subscription | None:
+        data = r.hgetall(f"bw:sub:{sub_id}")
+        return Subscription.from_hash(data) if data else None  # type: ignore[arg-type]
+
+    deps = Deps(
+        store=ChargeStore(r),
+        gateways={txpg.name: txpg},
+        breakers={txpg.name: Breaker(r, txpg.name, breaker_settings)},
+        load_subscription=load,
+        clock=clock,
+        settings=charge_settings(env),
+    )
+    return Runtime(redis=r, charger=Charger(deps), clock=clock, env=env)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process's runtime, built on first use (in each forked worker process)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build()
+        return _current
