@@ -66,8 +66,12 @@ def setup(url: str) -> RedisBroker:
     broker.add_middleware(JanitorMiddleware())
     dramatiq.set_broker(broker)
     _configured = url
-    import worker.actors  # noqa: F401 - declares the actors on this broker
+    import worker.actors  # declares the actors on this broker, on first import
 
+    # On a later setup (tests, a CLI switching Redis) the actors move to the new broker.
+    for actor in (worker.actors.charge,):
+        actor.broker = broker
+        broker.declare_actor(actor)
     return broker
 
 

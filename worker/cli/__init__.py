@@ -42,6 +42,10 @@ def registered_commands() -> list[str]:
 
 
 # Sub-command modules register themselves on the app when imported; keep this list sorted.
+import worker.cli.charge  # noqa: E402
 import worker.cli.demo  # noqa: E402
+import worker.cli.dlq  # noqa: E402
+import worker.cli.events  # noqa: E402
 import worker.cli.sandbox  # noqa: E402
+import worker.cli.subscriptions  # noqa: E402
 import worker.cli.worker_cmd  # noqa: E402, F401
