@@ -64,6 +64,10 @@ def setup(url: str) -> RedisBroker:
         return current
     broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     broker.add_middleware(JanitorMiddleware())
+    if os.environ.get("BILLING_METRICS_PORT", "0") not in ("", "0"):
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
     dramatiq.set_broker(broker)
     _configured = url
     import worker.actors  # declares the actors on this broker, on first import

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import redis
 import structlog
 
-from worker import keys
+from worker import keys, metrics
 from worker.clock import Clock
 from worker.store.charges import ChargeStore
 
@@ -68,7 +68,18 @@ class Janitor:
                 break
         if sent:
             log.debug("janitor_enqueued", periods=sent)
+        self._gauges()
         return sent
+
+    def _gauges(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(keys.DLQ)
+        pipe.zcard(keys.WORK)
+        pipe.hget(keys.breaker("txpg"), "state")
+        dlq, work, circuit = pipe.execute()
+        metrics.DEAD_LETTERS.set(int(dlq))
+        metrics.WORK_PENDING.set(int(work))
+        metrics.CIRCUIT.labels("txpg").set(metrics.CIRCUIT_VALUES.get(circuit or "closed", 0))
 
 
 class JanitorThread(threading.Thread):

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from worker import events, keys
+from worker import events, keys, metrics
 from worker.charges import policy
 from worker.charges.states import AttemptState, PeriodStatus
 from worker.clock import Clock
@@ -138,6 +138,7 @@ class Charger:
             log.debug("charge_not_claimed", idempotency_key=key, outcome=outcome.value)
             return outcome
         run = _Run(d, claim)
+        metrics.IN_FLIGHT.inc()
         try:
             outcome = run.drive()
         except Fenced:
@@ -150,7 +151,11 @@ class Charger:
         except Exception:
             d.store.release(claim, d.clock.now_ms() + d.settings.retry_max_ms)
             log.exception("charge_run_crashed", idempotency_key=key, attempt=run.n)
+            metrics.CHARGES.labels("crashed").inc()
             raise
+        finally:
+            metrics.IN_FLIGHT.dec()
+        metrics.CHARGES.labels(outcome.value).inc()
         log.info(
             "charge_attempt_finished",
             idempotency_key=key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 
 import typer
 
@@ -26,12 +27,37 @@ def _require_redis() -> str:
 def worker(
     processes: int = typer.Option(2, min=1, max=64, help="Worker processes to fork."),
     threads: int = typer.Option(8, min=1, max=256, help="Threads per process (I/O bound)."),
+    metrics_port: int = typer.Option(
+        9191,
+        min=0,
+        max=65535,
+        envvar="BILLING_METRICS_PORT",
+        help="Serve Prometheus metrics of all processes on this port (0: off).",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", envvar="BILLING_METRICS_HOST", help="Address for the metrics server."
+    ),
 ) -> None:
-    """Run Dramatiq worker processes for the billing actors.
+    """Run Dramatiq worker processes for the billing actors, with the janitor.
 
-    Needs BILLING_REDIS_URL. Equivalent to `dramatiq worker.broker --processes N --threads N`.
+    Needs BILLING_REDIS_URL. Equivalent to `dramatiq worker.broker --processes N --threads N`
+    with BILLING_METRICS_PORT set.
     """
     _require_redis()
+    if metrics_port:
+        # Every process must see these before it imports prometheus_client.
+        folder = tempfile.mkdtemp(prefix="billing-metrics-")
+        os.environ.update(
+            {
+                "BILLING_METRICS_PORT": str(metrics_port),
+                "PROMETHEUS_MULTIPROC_DIR": folder,
+                "dramatiq_prom_db": folder,
+                "dramatiq_prom_port": str(metrics_port),
+                "dramatiq_prom_host": metrics_host,
+            }
+        )
+    else:
+        os.environ.pop("BILLING_METRICS_PORT", None)
     argv = [sys.executable, "-m", "dramatiq", "worker.broker"]
     argv += ["--processes", str(processes), "--threads", str(threads)]
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process, signals go to dramatiq

@@ -22,6 +22,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import structlog
 
+from worker import metrics
 from worker.gateway.txpg import operations as ops
 from worker.gateway.txpg.models import (
     CreatedOrder,
@@ -77,6 +78,7 @@ def _client_options(settings: TxpgSettings) -> dict[str, Any]:
 
 
 def _logged(call: ops.Call[Any], started: float, outcome: str, status: int | None) -> None:
+    metrics.GATEWAY_LATENCY.labels("txpg", call.op).observe(time.monotonic() - started)
     log.debug(
         "gateway_call_completed",
         gateway="txpg",
