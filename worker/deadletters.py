@@ -97,9 +97,11 @@ class DeadLetter:
         )
 
 
-def dead_letter_id(subscription_id: str, period: str, attempt: int) -> str:
-    """Stable per (period, last attempt): a retried dead-lettering writes the same entry."""
-    return f"{subscription_id}|{period}|{attempt}"
+def dead_letter_id(subscription_id: str, period: str, attempt: int, fence: int) -> str:
+    """Unique per dead-lettering: the period's fence changes with every lease, so a period
+    replayed and dead-lettered again gets a new entry, and the old one keeps its history.
+    """
+    return f"{subscription_id}|{period}|{attempt}.{fence}"
 
 
 def attempts_summary(attempts: Sequence[Mapping[str, str]]) -> tuple[dict[str, str], ...]:

@@ -47,6 +47,7 @@ from worker.errors import (
     GatewayError,
     GatewayUnavailable,
     InvalidInput,
+    InvalidOrderState,
     OutcomeUnknown,
     RequestRejected,
 )
@@ -56,7 +57,7 @@ from worker.money import Money
 from worker.sensitive import Secret
 from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
-from worker.store.charges import Capped, ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
+from worker.store.charges import ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
 from worker.subscriptions import Subscription, SubscriptionStatus
 
 log = structlog.get_logger("worker.charges")
@@ -178,10 +179,12 @@ class _Run:
         self.claim = claim
         self.key = keys.work_member(claim.sub_id, claim.period)
         self.n = claim.attempt
+        self.declines = 0
         self.order_id: str | None = None
         self.detail = ""
         #: set when a call failed in a way that says "the gateway is not healthy"
         self.unavailable = False
+        self.any_unavailable = False
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -216,13 +219,14 @@ class _Run:
         if gateway is None or breaker is None:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
         amount = Money(int(period["amount_minor"]), period["currency"])
+        self.declines = int(period.get("declines") or 0)
         sub = d.load_subscription(self.claim.sub_id)
 
         while True:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
-            no_live_order = state in (None, AttemptState.DECLINED, AttemptState.DUE)
-            if no_live_order and (sub is None or not sub.chargeable):
+            nothing_sent = state in _NOTHING_SENT
+            if nothing_sent and (sub is None or not sub.chargeable):
                 return self.skip(sub, attempt)
             if (stopped := halt_store.halted(d.store.r)) is not None:
                 why = f"halted: {stopped.get('reason', '')}"
@@ -230,9 +234,7 @@ class _Run:
             if state is None or state is AttemptState.DECLINED:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
-                capped = self.new_attempt(period)
-                if capped is not None:
-                    return self.wait(capped.allowed_at, "card at its network attempt cap")
+                self.new_attempt(period)
                 attempt = {"state": AttemptState.DUE.value, "n": str(self.n)}
                 continue
             allowed, mode = breaker.check(self.now())
@@ -240,7 +242,7 @@ class _Run:
                 return self.wait(int(mode), "circuit open")
             self.unavailable = False
             try:
-                result = self.advance(state, attempt, gateway, amount, period["card"])
+                result = self.advance(state, attempt, gateway, amount, period)
             except GatewayUnavailable as exc:
                 breaker.failure(self.now())
                 return self.retry_same(attempt, exc)
@@ -248,8 +250,9 @@ class _Run:
                 halt_store.halt(d.store.r, gateway.name, str(exc), self.now())
                 return self.wait(self.now() + d.settings.halt_recheck_ms, "credentials rejected")
             if self.unavailable:
+                self.any_unavailable = True
                 breaker.failure(self.now())
-            elif mode != "closed":
+            elif mode != "closed" and not self.any_unavailable:
                 breaker.success(self.now())
             if isinstance(result, Outcome):
                 return result
@@ -261,16 +264,16 @@ class _Run:
         attempt: dict[str, str],
         gateway: ChargeGateway,
         amount: Money,
-        card: str,
+        period: Mapping[str, str],
     ) -> dict[str, str] | Outcome:
         """One gateway step. Returns the attempt's new fields, or the run's outcome."""
         handle = OrderHandle(attempt.get("order_id", ""), _secret(attempt.get("order_pw")))
         if state is AttemptState.DUE:
             return self.create_order(gateway, amount)
         if state is AttemptState.ORDER_CREATED:
-            return self.attach_card(attempt, gateway, handle, card)
+            return self.attach_card(attempt, gateway, handle, period["card"])
         if state is AttemptState.TOKEN_SET:
-            return self.execute(attempt, gateway, handle, amount)
+            return self.execute(attempt, gateway, handle, amount, period)
         if state is AttemptState.EXEC_SENT:
             return self.unknown(attempt, "found exec_sent: a worker stopped mid-call")
         if state is AttemptState.UNKNOWN:
@@ -279,9 +282,9 @@ class _Run:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def new_attempt(self, period: Mapping[str, str]) -> Capped | None:
+    def new_attempt(self, period: Mapping[str, str]) -> None:
         n = self.n + 1
-        capped = self.d.store.transition(
+        self.d.store.transition(
             self.claim,
             self.now(),
             Ops(
@@ -294,12 +297,9 @@ class _Run:
                     "gateway": period.get("gateway", ""),
                 },
                 set_period={"attempt": n, "next_at": 0},
-                card=card_ops(period["gateway"], period["card"], f"{self.key}|{n}"),
             ),
         )
-        if capped is None:
-            self.n = n
-        return capped
+        self.n = n
 
     def create_order(self, gateway: ChargeGateway, amount: Money) -> dict[str, str] | Outcome:
         description = f"{self.claim.sub_id} {self.claim.period} #{self.n}"
@@ -309,8 +309,10 @@ class _Run:
             # An order that may exist but has no card and no transaction moves no money:
             # the next run simply creates another one.
             raise GatewayUnavailable(f"create order: {exc}") from exc
-        except (Declined, RequestRejected, InvalidInput) as exc:
-            return self.declined({"state": AttemptState.DUE.value}, _as_decline(exc))
+        except Declined as exc:
+            return self.declined({"state": AttemptState.DUE.value}, exc)
+        except (RequestRejected, InvalidInput) as exc:
+            return self.rejected({"state": AttemptState.DUE.value}, exc)
         fields: dict[str, str] = {"state": AttemptState.ORDER_CREATED.value, "order_id": handle.id}
         if handle.secret is not None:
             fields["order_pw"] = handle.secret.reveal()
@@ -324,24 +326,62 @@ class _Run:
     ) -> dict[str, str] | Outcome:
         try:
             gateway.attach_card(handle, card)
-        except (OutcomeUnknown, RequestRejected, InvalidInput) as exc:
-            # Attaching a card moves no money. When we cannot tell whether it worked (or the
-            # gateway refused a repeat), the order is left unexecuted, forever: the attempt
-            # ends and a new one starts at once, with a new order.
-            return self.declined(attempt, _as_decline(exc), retry_now=True)
+        except OutcomeUnknown as exc:
+            # Attaching a card moves no money, and doing it again on the same order is safe:
+            # treat it like "not sent" (backoff, and the breaker hears of it).
+            raise GatewayUnavailable(f"set source token: {exc}") from exc
+        except InvalidOrderState as exc:
+            # The order will not take the card (expired, or refuses a repeat): it is left
+            # unexecuted forever. The attempt ends and a new one starts, with a new order;
+            # this does not count as a decline.
+            return self.abandon(attempt, str(exc))
         except Declined as exc:
             return self.declined(attempt, exc)
+        except (RequestRejected, InvalidInput) as exc:
+            return self.rejected(attempt, exc)
         self.step(AttemptState.ORDER_CREATED.value, set_attempt={"state": "token_set"})
         _crash_if("after_token_set")
         return {**attempt, "state": AttemptState.TOKEN_SET.value}
 
     def execute(
-        self, attempt: dict[str, str], gateway: ChargeGateway, handle: OrderHandle, amount: Money
+        self,
+        attempt: dict[str, str],
+        gateway: ChargeGateway,
+        handle: OrderHandle,
+        amount: Money,
+        period: Mapping[str, str],
     ) -> dict[str, str] | Outcome:
-        self.step(
-            AttemptState.TOKEN_SET.value,
-            set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
+        # The card-network caps count authorisation attempts, so they are checked and
+        # counted here, in the same atomic step that writes exec_sent.
+        reexecs = int(attempt.get("reexecs") or 0)
+        capped = self.d.store.transition(
+            self.claim,
+            self.now(),
+            Ops(
+                expect=AttemptState.TOKEN_SET.value,
+                attempt=self.n,
+                set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
+                card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}"),
+            ),
         )
+        if capped is not None:
+            self.d.store.transition(
+                self.claim,
+                self.now(),
+                Ops(
+                    expect=AttemptState.TOKEN_SET.value,
+                    attempt=self.n,
+                    work_at=capped.allowed_at,
+                    release=True,
+                    events=[
+                        self.event(
+                            EventType.CHARGE_DEFERRED, reason="card_cap", until=capped.allowed_at
+                        )
+                    ],
+                ),
+            )
+            self.detail = "card at its network attempt cap"
+            return Outcome.DEFERRED
         _crash_if("after_exec_sent")
         attempt = {**attempt, "state": AttemptState.EXEC_SENT.value}
         try:
@@ -357,7 +397,13 @@ class _Run:
         except OutcomeUnknown as exc:
             self.unavailable = exc.http_status is None or exc.http_status >= 500
             return self.unknown(attempt, str(exc))
-        except (GatewayError, InvalidInput) as exc:  # e.g. InvalidOrderState: ask the gateway
+        except InvalidOrderState as exc:  # already paid? expired? ask the gateway
+            return self.unknown(attempt, str(exc))
+        except (RequestRejected, InvalidInput) as exc:
+            # The gateway refused the request itself, so nothing ran; repeating it will not
+            # help. A human looks at it.
+            return self.rejected(attempt, exc)
+        except GatewayError as exc:
             return self.unknown(attempt, str(exc))
         return self.paid(attempt, approval.approval_code, approval.reference)
 
@@ -441,9 +487,27 @@ class _Run:
             )
             return self.declined(attempt, decline, reconciled=True)
         if found is not None and found.outcome is LookupOutcome.NOT_EXECUTED:
+            reexecs = int(attempt.get("reexecs") or 0) + 1
+            if reexecs > MAX_REEXECUTIONS:
+                return self.dead(
+                    attempt,
+                    DeadLetterReason.REJECTED,
+                    f"order {handle.id} was sent {reexecs - 1} times and never executed",
+                    None,
+                    set_attempt={"state": AttemptState.DECLINED.value, "finished_at": self.now()},
+                )
+            # Execute the same order again, but in a later run: a gateway that keeps losing
+            # exec-tran must not be hammered in a loop.
+            delay = _backoff(d.settings.retry_base_ms, d.settings.retry_max_ms, reexecs)
             self.step(
                 AttemptState.UNKNOWN.value,
-                set_attempt={"state": AttemptState.TOKEN_SET.value, "unknown_since": ""},
+                set_attempt={
+                    "state": AttemptState.TOKEN_SET.value,
+                    "unknown_since": "",
+                    "reexecs": reexecs,
+                },
+                work_at=self.now() + delay,
+                release=True,
                 events=[
                     self.event(
                         EventType.CHARGE_RECONCILED,
@@ -453,7 +517,8 @@ class _Run:
                     )
                 ],
             )
-            return {**attempt, "state": AttemptState.TOKEN_SET.value, "unknown_since": ""}
+            self.detail = f"order {handle.id} not executed; executing it again in {delay} ms"
+            return Outcome.DEFERRED
         since = int(attempt.get("unknown_since") or self.now())
         if self.now() - since >= d.settings.reconcile_limit_ms:
             status = found.status if found else "no answer"
@@ -478,7 +543,6 @@ class _Run:
         exc: Declined,
         *,
         reconciled: bool = False,
-        retry_now: bool = False,
     ) -> Outcome:
         decline_class = exc.decline_class
         if decline_class not in (DeclineClass.HARD, DeclineClass.NEEDS_CUSTOMER):
@@ -504,10 +568,9 @@ class _Run:
                     outcome="declined",
                 )
             )
-        decision: policy.Decision = (
-            policy.Retry(self.now())
-            if retry_now
-            else policy.after_decline(decline_class, self.n, self.now(), self.d.settings.dunning_ms)
+        declines = self.declines + 1
+        decision = policy.after_decline(
+            decline_class, declines, self.now(), self.d.settings.dunning_ms
         )
         if isinstance(decision, policy.DeadLetter):
             return self.dead(
@@ -532,13 +595,48 @@ class _Run:
             attempt["state"],
             set_attempt=fields,
             drop=["order_pw"],
-            set_period={"next_at": decision.at_ms},
+            set_period={"next_at": decision.at_ms, "declines": declines},
             work_at=decision.at_ms,
             release=True,
             events=evs,
         )
         self.detail = f"declined {decline_class}: {exc.result_code or exc.code}"
         return Outcome.RETRY_SCHEDULED
+
+    def abandon(self, attempt: Mapping[str, str], why: str) -> Outcome:
+        """End an attempt whose order can never be executed; start the next one now."""
+        self.step(
+            attempt["state"],
+            set_attempt={
+                "state": AttemptState.DECLINED.value,
+                "finished_at": self.now(),
+                "decline_class": "abandoned",
+                "error": why[:300],
+            },
+            drop=["order_pw"],
+            set_period={"next_at": self.now()},
+            work_at=self.now(),
+            release=True,
+        )
+        self.detail = f"attempt abandoned: {why[:120]}"
+        return Outcome.DEFERRED
+
+    def rejected(self, attempt: Mapping[str, str], exc: Exception) -> Outcome:
+        """The gateway refused the request itself: dead letter, for a human."""
+        code = getattr(exc, "code", None) or type(exc).__name__
+        return self.dead(
+            attempt,
+            DeadLetterReason.REJECTED,
+            str(exc),
+            None,
+            set_attempt={
+                "state": AttemptState.DECLINED.value,
+                "finished_at": self.now(),
+                "decline_class": "rejected",
+                "error_code": code,
+                "error": str(exc)[:300],
+            },
+        )
 
     def dead(
         self,
@@ -556,7 +654,7 @@ class _Run:
         history = d.store.attempts(self.claim.sub_id, self.claim.period)
         if history:
             history[-1] = {**history[-1], **{k: str(v) for k, v in set_attempt.items()}}
-        dlq_id = dead_letter_id(self.claim.sub_id, self.claim.period, self.n)
+        dlq_id = dead_letter_id(self.claim.sub_id, self.claim.period, self.n, self.claim.fence)
         entry = DeadLetter(
             id=dlq_id,
             key=self.key,
@@ -649,13 +747,20 @@ class _Run:
         return self.wait(self.now() + delay, f"not sent ({exc}); retry in {delay} ms")
 
 
+#: States in which no exec-tran can have been sent for the current attempt.
+_NOTHING_SENT = frozenset(
+    {
+        None,
+        AttemptState.DECLINED,
+        AttemptState.DUE,
+        AttemptState.ORDER_CREATED,
+        AttemptState.TOKEN_SET,
+    }
+)
+
+#: How many times one order may be executed again after the gateway said it was not.
+MAX_REEXECUTIONS = 10
+
+
 def _secret(value: str | None) -> Secret[str] | None:
     return None if not value else Secret(value)
-
-
-def _as_decline(exc: Exception) -> Declined:
-    """A failure that ends an attempt without money moving, as a soft decline."""
-    if isinstance(exc, Declined):
-        return exc
-    code = getattr(exc, "code", None) or type(exc).__name__
-    return Declined(str(exc), decline_class=DeclineClass.SOFT, code=code)

@@ -9,10 +9,17 @@ import time
 import typer
 from rich.table import Table
 
-from worker import broker as broker_setup
 from worker.charges.entry import Requested, request_charge
 from worker.cli import app
-from worker.cli.common import RedisUrlOption, console, die, open_redis, print_json
+from worker.cli.common import (
+    RedisUrlOption,
+    console,
+    die,
+    doorbell,
+    open_redis,
+    print_json,
+    resolve_redis_url,
+)
 from worker.clock import SYSTEM
 from worker.errors import InvalidInput
 from worker.store import halt as halt_store
@@ -36,12 +43,7 @@ def charge(
     is in flight changes nothing. The charge itself runs in `billing worker`.
     """
     r = open_redis(redis_url)
-    broker_setup.setup(_url(redis_url))
-    from worker.actors import charge as charge_actor
-
-    def ring(sub_id: str, period_key: str) -> None:
-        charge_actor.send(sub_id, period_key)
-
+    ring = doorbell(resolve_redis_url(redis_url))
     try:
         result = request_charge(r, subscription, period, SYSTEM, ring)
     except InvalidInput as exc:
@@ -61,10 +63,6 @@ def charge(
 
 def _attempts(store: ChargeStore, sub: str, period: str) -> list[dict[str, str]]:
     return [{k: v for k, v in a.items() if k != "order_pw"} for a in store.attempts(sub, period)]
-
-
-def _url(redis_url: str | None) -> str:
-    return broker_setup.redis_url({"BILLING_REDIS_URL": redis_url} if redis_url else None)
 
 
 gateway_app = typer.Typer(help="The gateway's circuit breaker and credentials stop switch.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import redis
@@ -32,12 +33,27 @@ def die(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def open_redis(url: str | None) -> redis.Redis:
-    """A Redis client for the command, or a clear error when none is configured."""
+def resolve_redis_url(url: str | None) -> str:
+    """``--redis-url`` or ``BILLING_REDIS_URL``, or a clear error when neither is set."""
     try:
-        chosen = redis_url({"BILLING_REDIS_URL": url} if url else dict(os.environ))
+        return redis_url({"BILLING_REDIS_URL": url} if url else dict(os.environ))
     except BillingError as exc:
         die(str(exc))
+
+
+def doorbell(url: str) -> Callable[[str, str], None]:
+    """A function that sends the charge message for a (subscription, period) at once."""
+    from worker import broker
+
+    broker.setup(url)
+    from worker.actors import ring
+
+    return ring
+
+
+def open_redis(url: str | None) -> redis.Redis:
+    """A Redis client for the command, or a clear error when none is configured."""
+    chosen = resolve_redis_url(url)
     client = connect(chosen)
     try:
         client.ping()
