@@ -33,6 +33,7 @@ key                                     type    what it holds
 ``bw:card:{gateway}:{card}``            zset    attempt timestamps per card, for network caps
 ``bw:breaker:{gateway}``                hash    circuit breaker: ``state``, ``failures``,
                                                 ``until``, ``probe_until``
+``bw:slots:{gateway}``                  zset    concurrency slots, scored by their expiry (ms)
 ``bw:halt``                             hash    set when credentials were rejected: charging
                                                 stops until an operator clears it
 ``bw:janitor``                          string  the janitor's leader lock (short TTL)
@@ -90,3 +91,7 @@ def card(gateway: str, card_ref: str) -> str:
 
 def breaker(gateway: str) -> str:
     return f"{PREFIX}breaker:{gateway}"
+
+
+def slots(gateway: str) -> str:
+    return f"{PREFIX}slots:{gateway}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import redis
 
+from worker import keys
 from worker.broker import redis_url
 from worker.charges.pipeline import Charger, ChargeSettings, Deps
 from worker.charges.policy import DEFAULT_DUNNING_MS, parse_schedule
@@ -32,6 +33,7 @@ from worker.settings import TxpgSettings
 from worker.store import connect
 from worker.store.breaker import Breaker, BreakerSettings
 from worker.store.charges import ChargeStore
+from worker.store.slots import Slots
 from worker.subscriptions import Subscription
 
 
@@ -83,7 +85,7 @@ def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtim
     )
 
     def load(sub_id: str) -> Subscription | None:
-        data = r.hgetall(f"bw:sub:{sub_id}")
+        data = r.hgetall(keys.sub(sub_id))
         return Subscription.from_hash(data) if data else None  # type: ignore[arg-type]
 
     deps = Deps(
@@ -93,6 +95,14 @@ def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtim
         load_subscription=load,
         clock=clock,
         settings=charge_settings(env),
+        slots={
+            txpg.name: Slots(
+                r,
+                keys.slots(txpg.name),
+                limit=_int(env, "BILLING_GATEWAY_CONCURRENCY", 64),
+                ttl_ms=_int(env, "BILLING_LEASE_MS", 90_000),
+            )
+        },
     )
     return Runtime(redis=r, charger=Charger(deps), clock=clock, env=env)
 

@@ -33,6 +33,7 @@ from worker.store import halt as halt_store
 from worker.store import subscriptions as subs
 from worker.store.breaker import Breaker, BreakerSettings
 from worker.store.charges import ChargeStore, Claim, Ops, card_ops
+from worker.store.slots import Slots
 from worker.subscriptions import Subscription
 
 NOW = 1_793_512_800_000  # 2026-11-01 06:00:00 UTC
@@ -201,6 +202,7 @@ def make_world(
         password: str | None = None,
         settings: ChargeSettings = SETTINGS,
         threshold: int = THRESHOLD,
+        concurrency: int = 8,
     ) -> World:
         r = connect(redis_url)
         clock = FixedClock(NOW)
@@ -226,6 +228,7 @@ def make_world(
             clock=clock,
             settings=settings,
             owner="test-worker",
+            slots={"txpg": Slots(r, "bw:slots:txpg", limit=concurrency, ttl_ms=LEASE)},
         )
         counters = {
             e: sandbox.state.faults.add(FaultRule(FaultKind.LATENCY, e, latency_ms=0)).id
@@ -1040,3 +1043,19 @@ def test_order_passwords_stay_out_of_events_dead_letters_and_logs(world: World) 
     # final attempts keep no password either
     for sub_id in ("paid", "soft", "hard"):
         assert "order_pw" not in world.attempt(1, sub_id)
+
+
+def test_a_saturated_gateway_defers_the_charge_without_calling_it(make_world: MakeWorld) -> None:
+    world = make_world(concurrency=1)
+    world.subscribe()
+    other = Slots(world.r, "bw:slots:txpg", limit=1, ttl_ms=LEASE)
+    token = other.acquire(world.clock.now_ms())  # another process is talking to the gateway
+    assert token is not None
+
+    assert world.run() is Outcome.DEFERRED
+    assert world.all_calls() == 0
+    assert world.period()["status"] == "open"
+    other.release(token)
+    world.clock.advance(2_000)
+    assert world.run() is Outcome.PAID
+    assert other.in_use(world.clock.now_ms()) == 0  # the run gave its slot back

@@ -58,6 +58,7 @@ from worker.sensitive import Secret
 from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
 from worker.store.charges import ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
+from worker.store.slots import Slots
 from worker.subscriptions import Subscription, SubscriptionStatus
 
 log = structlog.get_logger("worker.charges")
@@ -99,6 +100,8 @@ class Deps:
     breakers: Mapping[str, Breaker]
     load_subscription: Callable[[str], Subscription | None]
     clock: Clock
+    #: per gateway: at most this many charges talk to it at once, across all processes
+    slots: Mapping[str, Slots] = field(default_factory=dict)
     settings: ChargeSettings = field(default_factory=ChargeSettings)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -212,8 +215,7 @@ class _Run:
 
     def drive(self) -> Outcome:
         d = self.d
-        period = d.store.period(self.claim.sub_id, self.claim.period)
-        attempt = d.store.attempt(self.claim.sub_id, self.claim.period, self.n)
+        period, attempt, stopped = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n)
         name = period.get("gateway", "")
         gateway, breaker = d.gateways.get(name), d.breakers.get(name)
         if gateway is None or breaker is None:
@@ -221,23 +223,47 @@ class _Run:
         amount = Money(int(period["amount_minor"]), period["currency"])
         self.declines = int(period.get("declines") or 0)
         sub = d.load_subscription(self.claim.sub_id)
+        if stopped is not None:
+            why = f"halted: {stopped.get('reason', '')}"
+            return self.wait(self.now() + d.settings.halt_recheck_ms, why)
+        slots = d.slots.get(name)
+        token = slots.acquire(self.now()) if slots is not None else ""
+        if token is None:
+            delay = _backoff(100, 1_000, 3)
+            return self.wait(self.now() + delay, "gateway concurrency limit reached")
+        try:
+            return self.loop(period, attempt, sub, gateway, breaker, amount)
+        finally:
+            if slots is not None and token:
+                slots.release(token)
 
+    def loop(
+        self,
+        period: Mapping[str, str],
+        attempt: dict[str, str],
+        sub: Subscription | None,
+        gateway: ChargeGateway,
+        breaker: Breaker,
+        amount: Money,
+    ) -> Outcome:
+        allowed, mode = True, "closed"
+        checked = False
         while True:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
             nothing_sent = state in _NOTHING_SENT
             if nothing_sent and (sub is None or not sub.chargeable):
                 return self.skip(sub, attempt)
-            if (stopped := halt_store.halted(d.store.r)) is not None:
-                why = f"halted: {stopped.get('reason', '')}"
-                return self.wait(self.now() + d.settings.halt_recheck_ms, why)
             if state is None or state is AttemptState.DECLINED:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
                 self.new_attempt(period)
                 attempt = {"state": AttemptState.DUE.value, "n": str(self.n)}
                 continue
-            allowed, mode = breaker.check(self.now())
+            if not checked or self.any_unavailable:
+                # once per run, and again after a failure: the breaker may have opened
+                allowed, mode = breaker.check(self.now())
+                checked = True
             if not allowed:
                 return self.wait(int(mode), "circuit open")
             self.unavailable = False
@@ -247,13 +273,15 @@ class _Run:
                 breaker.failure(self.now())
                 return self.retry_same(attempt, exc)
             except CredentialsRejected as exc:
-                halt_store.halt(d.store.r, gateway.name, str(exc), self.now())
-                return self.wait(self.now() + d.settings.halt_recheck_ms, "credentials rejected")
+                halt_store.halt(self.d.store.r, gateway.name, str(exc), self.now())
+                delay = self.d.settings.halt_recheck_ms
+                return self.wait(self.now() + delay, "credentials rejected")
             if self.unavailable:
                 self.any_unavailable = True
                 breaker.failure(self.now())
             elif mode != "closed" and not self.any_unavailable:
                 breaker.success(self.now())
+                mode = "closed"
             if isinstance(result, Outcome):
                 return result
             attempt = result

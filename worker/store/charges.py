@@ -240,6 +240,17 @@ class ChargeStore:
             return {}
         return dict(self.r.hgetall(keys.attempt(sub_id, period, n)))  # type: ignore[arg-type]
 
+    def snapshot(
+        self, sub_id: str, period: str, n: int
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str] | None]:
+        """The period, attempt ``n`` and the halt switch, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.period(sub_id, period))
+        pipe.hgetall(keys.attempt(sub_id, period, n))
+        pipe.hgetall(keys.HALT)
+        period_data, attempt_data, halt = pipe.execute()
+        return dict(period_data), dict(attempt_data) if n > 0 else {}, dict(halt) or None
+
     def attempts(self, sub_id: str, period: str) -> list[dict[str, str]]:
         n = int(self.r.hget(keys.period(sub_id, period), "attempt") or 0)
         pipe = self.r.pipeline(transaction=False)
