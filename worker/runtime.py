@@ -34,7 +34,6 @@ from worker.store import connect
 from worker.store.breaker import Breaker, BreakerSettings
 from worker.store.charges import ChargeStore
 from worker.store.slots import Slots
-from worker.subscriptions import Subscription
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -84,15 +83,10 @@ def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtim
         cooldown_ms=_int(env, "BILLING_BREAKER_COOLDOWN_MS", 5_000),
     )
 
-    def load(sub_id: str) -> Subscription | None:
-        data = r.hgetall(keys.sub(sub_id))
-        return Subscription.from_hash(data) if data else None  # type: ignore[arg-type]
-
     deps = Deps(
         store=ChargeStore(r),
         gateways={txpg.name: txpg},
         breakers={txpg.name: Breaker(r, txpg.name, breaker_settings)},
-        load_subscription=load,
         clock=clock,
         settings=charge_settings(env),
         slots={

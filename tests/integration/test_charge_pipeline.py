@@ -224,7 +224,6 @@ def make_world(
             store=store,
             gateways={"txpg": gateway},
             breakers={"txpg": breaker},
-            load_subscription=lambda sub_id: subs.get(r, sub_id),
             clock=clock,
             settings=settings,
             owner="test-worker",

@@ -24,7 +24,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,6 @@ class Deps:
     store: ChargeStore
     gateways: Mapping[str, ChargeGateway]
     breakers: Mapping[str, Breaker]
-    load_subscription: Callable[[str], Subscription | None]
     clock: Clock
     #: per gateway: at most this many charges talk to it at once, across all processes
     slots: Mapping[str, Slots] = field(default_factory=dict)
@@ -215,14 +214,15 @@ class _Run:
 
     def drive(self) -> Outcome:
         d = self.d
-        period, attempt, stopped = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n)
+        snap = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n, list(d.gateways))
+        period, attempt, stopped = snap.period, snap.attempt, snap.halt
         name = period.get("gateway", "")
         gateway, breaker = d.gateways.get(name), d.breakers.get(name)
         if gateway is None or breaker is None:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
         amount = Money(int(period["amount_minor"]), period["currency"])
         self.declines = int(period.get("declines") or 0)
-        sub = d.load_subscription(self.claim.sub_id)
+        sub = Subscription.from_hash(snap.subscription) if snap.subscription else None
         if stopped is not None:
             why = f"halted: {stopped.get('reason', '')}"
             return self.wait(self.now() + d.settings.halt_recheck_ms, why)
@@ -232,7 +232,7 @@ class _Run:
             delay = _backoff(100, 1_000, 3)
             return self.wait(self.now() + delay, "gateway concurrency limit reached")
         try:
-            return self.loop(period, attempt, sub, gateway, breaker, amount)
+            return self.loop(period, attempt, sub, gateway, breaker, amount, snap.breaker_closed)
         finally:
             if slots is not None and token:
                 slots.release(token)
@@ -245,9 +245,10 @@ class _Run:
         gateway: ChargeGateway,
         breaker: Breaker,
         amount: Money,
+        breaker_closed: bool,
     ) -> Outcome:
         allowed, mode = True, "closed"
-        checked = False
+        checked = breaker_closed  # plainly closed: the breaker's script need not be asked
         while True:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id

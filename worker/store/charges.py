@@ -176,6 +176,22 @@ class Claim:
     lease_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    period: dict[str, str]
+    attempt: dict[str, str]
+    halt: dict[str, str] | None
+    subscription: dict[str, str] | None
+    breaker: dict[str, str]
+
+    @property
+    def breaker_closed(self) -> bool:
+        """Plainly closed: no need to ask the breaker's script before calling."""
+        return self.breaker.get("state", "closed") == "closed" and not int(
+            self.breaker.get("failures") or 0
+        )
+
+
 @dataclass(slots=True)
 class Ops:
     """One atomic change under a lease. Build it with the helpers, then ``transition``."""
@@ -240,16 +256,27 @@ class ChargeStore:
             return {}
         return dict(self.r.hgetall(keys.attempt(sub_id, period, n)))  # type: ignore[arg-type]
 
-    def snapshot(
-        self, sub_id: str, period: str, n: int
-    ) -> tuple[dict[str, str], dict[str, str], dict[str, str] | None]:
-        """The period, attempt ``n`` and the halt switch, in one round trip."""
+    def snapshot(self, sub_id: str, period: str, n: int, gateways: Sequence[str]) -> Snapshot:
+        """What a run needs to start, in one round trip (every gateway's breaker is read,
+        since which one applies is in the period itself).
+        """
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(keys.period(sub_id, period))
         pipe.hgetall(keys.attempt(sub_id, period, n))
         pipe.hgetall(keys.HALT)
-        period_data, attempt_data, halt = pipe.execute()
-        return dict(period_data), dict(attempt_data) if n > 0 else {}, dict(halt) or None
+        pipe.hgetall(keys.sub(sub_id))
+        for name in gateways:
+            pipe.hgetall(keys.breaker(name))
+        period_data, attempt_data, halt, sub, *breakers = pipe.execute()
+        by_name = dict(zip(gateways, breakers, strict=True))
+        breaker = dict(by_name.get(period_data.get("gateway", ""), {}))
+        return Snapshot(
+            period=dict(period_data),
+            attempt=dict(attempt_data) if n > 0 else {},
+            halt=dict(halt) or None,
+            subscription=dict(sub) or None,
+            breaker=breaker,
+        )
 
     def attempts(self, sub_id: str, period: str) -> list[dict[str, str]]:
         n = int(self.r.hget(keys.period(sub_id, period), "attempt") or 0)
