@@ -90,6 +90,58 @@ def _logged(call: ops.Call[Any], started: float, outcome: str, status: int | Non
     )
 
 
+class _Exchange:
+    """One request's bookkeeping, shared by both clients: the send tracker, the body under
+    its size cap and deadline, and the mapping of how it ended (one place for both).
+    """
+
+    def __init__(self, call: ops.Call[Any], settings: TxpgSettings) -> None:
+        self.call = call
+        self.settings = settings
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.deadline
+        self.tracker = ops.SendTracker()
+        self.status: int | None = None
+        self.body = bytearray()
+
+    def request_options(self) -> dict[str, Any]:
+        call = self.call
+        return {
+            "params": call.params(),
+            "content": call.content(),
+            "headers": {"Content-Type": "application/json"} if call.body is not None else None,
+        }
+
+    def add(self, chunk: bytes, *, check_deadline: bool) -> None:
+        self.body += chunk
+        if len(self.body) > self.settings.max_body_bytes:
+            raise ops.body_too_large(self.call, self.status or 0, self.settings.max_body_bytes)
+        if check_deadline and time.monotonic() > self.deadline:
+            raise _DeadlinePassed
+
+    def deadline_passed(self) -> Exception:
+        _logged(self.call, self.started, "deadline", self.status)
+        return ops.deadline_error(self.call, self.tracker.sent, self.settings.deadline)
+
+    def transport_failed(self, exc: httpx.HTTPError) -> Exception:
+        _logged(self.call, self.started, type(exc).__name__, self.status)
+        return ops.transport_error(self.call, exc, self.tracker.sent)
+
+    def finish(self, response: httpx.Response) -> Any:
+        try:
+            result = ops.interpret(
+                self.call,
+                response.status_code,
+                response.headers.get("content-type"),
+                bytes(self.body),
+            )
+        except Exception as exc:
+            _logged(self.call, self.started, type(exc).__name__, self.status)
+            raise
+        _logged(self.call, self.started, "ok", self.status)
+        return result
+
+
 class TxpgClient:
     """Synchronous TXPG client. Thread-safe; one per process is enough."""
 
@@ -101,47 +153,27 @@ class TxpgClient:
 
     def send(self, call: ops.Call[T]) -> T:
         """Send ``call``; return its parsed answer or raise a ``worker.errors`` error."""
-        settings = self.settings
-        started = time.monotonic()
-        deadline = started + settings.deadline
-        tracker = ops.SendTracker()
-        status: int | None = None
+        ex = _Exchange(call, self.settings)
         request = self._http.build_request(
             call.method,
             call.path,
-            params=call.params(),
-            content=call.content(),
-            headers={"Content-Type": "application/json"} if call.body is not None else None,
-            timeout=_timeout(settings, settings.deadline),
-            extensions={"trace": tracker.sync_trace},
+            timeout=_timeout(self.settings, self.settings.deadline),
+            extensions={"trace": ex.tracker.sync_trace},
+            **ex.request_options(),
         )
         try:
             response = self._http.send(request, stream=True)
-            status = response.status_code
+            ex.status = response.status_code
             try:
-                body = bytearray()
                 for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > settings.max_body_bytes:
-                        raise ops.body_too_large(call, status, settings.max_body_bytes)
-                    if time.monotonic() > deadline:
-                        raise _DeadlinePassed
+                    ex.add(chunk, check_deadline=True)
             finally:
                 response.close()
         except _DeadlinePassed:
-            _logged(call, started, "deadline", status)
-            raise ops.deadline_error(call, tracker.sent, settings.deadline) from None
+            raise ex.deadline_passed() from None
         except httpx.HTTPError as exc:
-            _logged(call, started, type(exc).__name__, status)
-            raise ops.transport_error(call, exc, tracker.sent) from exc
-        try:
-            result = ops.interpret(
-                call, response.status_code, response.headers.get("content-type"), bytes(body)
-            )
-        except Exception as exc:
-            _logged(call, started, type(exc).__name__, status)
-            raise
-        _logged(call, started, "ok", status)
+            raise ex.transport_failed(exc) from exc
+        result: T = ex.finish(response)
         return result
 
     # One line each: the logic lives in ``operations``.
@@ -186,44 +218,27 @@ class AsyncTxpgClient:
 
     async def send(self, call: ops.Call[T]) -> T:
         """Send ``call``; return its parsed answer or raise a ``worker.errors`` error."""
-        settings = self.settings
-        started = time.monotonic()
-        tracker = ops.SendTracker()
-        status: int | None = None
+        ex = _Exchange(call, self.settings)
         request = self._http.build_request(
             call.method,
             call.path,
-            params=call.params(),
-            content=call.content(),
-            headers={"Content-Type": "application/json"} if call.body is not None else None,
-            extensions={"trace": tracker.async_trace},
+            extensions={"trace": ex.tracker.async_trace},
+            **ex.request_options(),
         )
         try:
-            async with asyncio.timeout(settings.deadline):
+            async with asyncio.timeout(self.settings.deadline):
                 response = await self._http.send(request, stream=True)
-                status = response.status_code
+                ex.status = response.status_code
                 try:
-                    body = bytearray()
                     async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > settings.max_body_bytes:
-                            raise ops.body_too_large(call, status, settings.max_body_bytes)
+                        ex.add(chunk, check_deadline=False)  # asyncio.timeout bounds it
                 finally:
                     await response.aclose()
         except TimeoutError:
-            _logged(call, started, "deadline", status)
-            raise ops.deadline_error(call, tracker.sent, settings.deadline) from None
+            raise ex.deadline_passed() from None
         except httpx.HTTPError as exc:
-            _logged(call, started, type(exc).__name__, status)
-            raise ops.transport_error(call, exc, tracker.sent) from exc
-        try:
-            result = ops.interpret(
-                call, response.status_code, response.headers.get("content-type"), bytes(body)
-            )
-        except Exception as exc:
-            _logged(call, started, type(exc).__name__, status)
-            raise
-        _logged(call, started, "ok", status)
+            raise ex.transport_failed(exc) from exc
+        result: T = ex.finish(response)
         return result
 
     async def create_order(self, request: OrderRequest) -> CreatedOrder:
