@@ -5,7 +5,6 @@ caps, the work index, and the side effects written in the same atomic step.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ import redis
 from worker import events, keys
 from worker.charges.caps import DAY_MS, next_allowed_at
 from worker.deadletters import DeadLetter, DeadLetterReason
-from worker.store import connect
 from worker.store.charges import (
     Capped,
     ChargeStore,
@@ -30,13 +28,6 @@ NOW = 1_793_512_800_000  # 2026-11-01 06:00:00 UTC
 LEASE = 90_000
 SUB, PERIOD = "sub-1", "2026-11-01"
 MEMBER = f"{SUB}|{PERIOD}"
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

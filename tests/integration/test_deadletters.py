@@ -5,7 +5,6 @@ that says why and changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,20 +15,13 @@ from worker import keys
 from worker.clock import FixedClock
 from worker.deadletters import DeadLetterReason, DeadLetterStatus
 from worker.errors import InvalidInput
-from worker.store import audit, connect
+from worker.store import audit
 from worker.store import deadletters as dlq
 from worker.store import events as stream
 from worker.store.deadletters import ReplayOutcome
 from worker.subscriptions import SubscriptionStatus
 
 NOW = T0 + 24 * HOUR
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

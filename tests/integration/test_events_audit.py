@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,17 +12,10 @@ from worker import events, keys
 from worker.clock import SYSTEM
 from worker.errors import InvalidInput
 from worker.events import EventType
-from worker.store import audit, connect
+from worker.store import audit
 from worker.store import events as stream
 
 T = 1_793_512_800_000
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(redis_url)
-    yield client
-    client.close()
 
 
 def _event(n: int, kind: EventType = EventType.CHARGE_SUCCEEDED) -> dict[str, str]:

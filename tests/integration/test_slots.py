@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import redis
 
-from worker.store import connect
 from worker.store.slots import Slots
 
 NOW = 1_800_000_000_000
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(redis_url)
-    yield client
-    client.close()
 
 
 def test_no_more_than_the_limit_at_once(r: redis.Redis) -> None:

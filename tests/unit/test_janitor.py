@@ -4,27 +4,17 @@ sent again after the grace period while it is still due (a lost message is not l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from worker import keys
 from worker.clock import FixedClock
 from worker.janitor import Janitor
-from worker.store import connect
 from worker.store.charges import ChargeStore, Claim, Ops
 
 NOW = 1_793_512_800_000
 GRACE = 30_000
 PERIOD = "2026-11-01"
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture
