@@ -76,8 +76,17 @@ class Runtime:
 
 def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtime:
     env = dict(os.environ) if env is None else env
+    txpg_settings = TxpgSettings.from_env(env)
+    settings = charge_settings(env)
+    if settings.lease_ms <= txpg_settings.deadline * 1000:
+        # A lease that can end during a gateway call would let a second worker take the
+        # period over while the first one's exec-tran is still in flight.
+        raise ConfigurationError(
+            f"BILLING_LEASE_MS ({settings.lease_ms}) must be longer than the gateway deadline "
+            f"BILLING_TXPG_DEADLINE ({txpg_settings.deadline:g} s)"
+        )
     r = connect(redis_url(dict(env)))
-    txpg = TxpgChargeGateway(TxpgClient(TxpgSettings.from_env(env)))
+    txpg = TxpgChargeGateway(TxpgClient(txpg_settings))
     breaker_settings = BreakerSettings(
         threshold=_int(env, "BILLING_BREAKER_THRESHOLD", 5),
         cooldown_ms=_int(env, "BILLING_BREAKER_COOLDOWN_MS", 5_000),
@@ -88,7 +97,7 @@ def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtim
         gateways={txpg.name: txpg},
         breakers={txpg.name: Breaker(r, txpg.name, breaker_settings)},
         clock=clock,
-        settings=charge_settings(env),
+        settings=settings,
         slots={
             txpg.name: Slots(
                 r,
