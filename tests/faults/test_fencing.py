@@ -18,9 +18,10 @@ KEY = keys.work_member(SUB, PERIOD)
 @pytest.mark.parametrize(
     ("late_result", "deadline_s"),
     [
-        # it wakes up to the approval (its 30 s deadline has not passed) and writes "paid"
-        pytest.param("ok", "30", id="late-approval"),
-        # its deadline passed while it was frozen: it writes "unknown"
+        # Its deadline passed while it was frozen: it tries to write "unknown". (A worker
+        # cannot wake up to a late *approval* with valid settings: the lease must outlast
+        # the gateway deadline, which the runtime enforces; the store tests show that any
+        # stale write, "paid" included, is refused by the fence.)
         pytest.param("deadline", None, id="late-timeout"),
     ],
 )
