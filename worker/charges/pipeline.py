@@ -181,6 +181,7 @@ class _Run:
         self.claim = claim
         self.key = keys.work_member(claim.sub_id, claim.period)
         self.n = claim.attempt
+        self.new_fields: dict[str, str | int] = {}
         self.declines = 0
         self.order_id: str | None = None
         self.detail = ""
@@ -208,7 +209,18 @@ class _Run:
 
     def step(self, expect: str, **kw: Any) -> None:
         """A transition of the current attempt that cannot be capped."""
-        self.d.store.transition(self.claim, self.now(), Ops(expect=expect, attempt=self.n, **kw))
+        self.d.store.transition(self.claim, self.now(), self.ops(expect, **kw))
+
+    def ops(self, expect: str, **kw: Any) -> Ops:
+        """The ops of a transition. A ``due`` attempt exists only in memory until its first
+        write (usually: its order was created), which also makes it the period's current one.
+        """
+        ops = Ops(expect=expect, attempt=self.n, **kw)
+        if expect == AttemptState.DUE.value:
+            ops.expect = ""
+            ops.set_attempt = {**self.new_fields, **ops.set_attempt}
+            ops.set_period = {"attempt": self.n, "next_at": 0, **ops.set_period}
+        return ops
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -258,7 +270,12 @@ class _Run:
             if state is None or state is AttemptState.DECLINED:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
-                self.new_attempt(period)
+                self.n += 1
+                self.new_fields = {
+                    "n": self.n,
+                    "started_at": self.now(),
+                    "gateway": period.get("gateway", ""),
+                }
                 attempt = {"state": AttemptState.DUE.value, "n": str(self.n)}
                 continue
             if not checked or self.any_unavailable:
@@ -311,25 +328,6 @@ class _Run:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def new_attempt(self, period: Mapping[str, str]) -> None:
-        n = self.n + 1
-        self.d.store.transition(
-            self.claim,
-            self.now(),
-            Ops(
-                expect="",
-                attempt=n,
-                set_attempt={
-                    "state": AttemptState.DUE.value,
-                    "n": n,
-                    "started_at": self.now(),
-                    "gateway": period.get("gateway", ""),
-                },
-                set_period={"attempt": n, "next_at": 0},
-            ),
-        )
-        self.n = n
-
     def create_order(self, gateway: ChargeGateway, amount: Money) -> dict[str, str] | Outcome:
         description = f"{self.claim.sub_id} {self.claim.period} #{self.n}"
         try:
@@ -368,9 +366,10 @@ class _Run:
             return self.declined(attempt, exc)
         except (RequestRejected, InvalidInput) as exc:
             return self.rejected(attempt, exc)
-        self.step(AttemptState.ORDER_CREATED.value, set_attempt={"state": "token_set"})
+        # No write here: the next write is exec_sent (see execute). A crash now leaves the
+        # attempt at order_created, and attaching the card again is harmless.
         _crash_if("after_token_set")
-        return {**attempt, "state": AttemptState.TOKEN_SET.value}
+        return {**attempt, "state": AttemptState.TOKEN_SET.value, "stored": "order_created"}
 
     def execute(
         self,
@@ -383,11 +382,12 @@ class _Run:
         # The card-network caps count authorisation attempts, so they are checked and
         # counted here, in the same atomic step that writes exec_sent.
         reexecs = int(attempt.get("reexecs") or 0)
+        stored = attempt.get("stored", AttemptState.TOKEN_SET.value)
         capped = self.d.store.transition(
             self.claim,
             self.now(),
             Ops(
-                expect=AttemptState.TOKEN_SET.value,
+                expect=stored,
                 attempt=self.n,
                 set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
                 card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}"),
@@ -398,8 +398,9 @@ class _Run:
                 self.claim,
                 self.now(),
                 Ops(
-                    expect=AttemptState.TOKEN_SET.value,
+                    expect=stored,
                     attempt=self.n,
+                    set_attempt={"state": AttemptState.TOKEN_SET.value},
                     work_at=capped.allowed_at,
                     release=True,
                     events=[
@@ -681,8 +682,11 @@ class _Run:
         d = self.d
         period = d.store.period(self.claim.sub_id, self.claim.period)
         history = d.store.attempts(self.claim.sub_id, self.claim.period)
-        if history:
-            history[-1] = {**history[-1], **{k: str(v) for k, v in set_attempt.items()}}
+        current = {k: str(v) for k, v in set_attempt.items()}
+        if len(history) >= self.n:
+            history[self.n - 1] = {**history[self.n - 1], **current}
+        else:  # the attempt was still only in memory (its order was never created)
+            history.append({**{k: str(v) for k, v in self.new_fields.items()}, **current})
         dlq_id = dead_letter_id(self.claim.sub_id, self.claim.period, self.n, self.claim.fence)
         entry = DeadLetter(
             id=dlq_id,
@@ -771,7 +775,8 @@ class _Run:
     def retry_same(self, attempt: Mapping[str, str], exc: GatewayError) -> Outcome:
         tries = int(attempt.get("retries") or 0) + 1
         state = self.d.store.attempt(self.claim.sub_id, self.claim.period, self.n).get("state", "")
-        self.step(state, set_attempt={"retries": tries})
+        if state:  # a due attempt is not stored yet: nothing to count it on
+            self.step(state, set_attempt={"retries": tries})
         delay = _backoff(self.d.settings.retry_base_ms, self.d.settings.retry_max_ms, tries)
         return self.wait(self.now() + delay, f"not sent ({exc}); retry in {delay} ms")
 
