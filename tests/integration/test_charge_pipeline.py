@@ -1058,3 +1058,33 @@ def test_a_saturated_gateway_defers_the_charge_without_calling_it(make_world: Ma
     world.clock.advance(2_000)
     assert world.run() is Outcome.PAID
     assert other.in_use(world.clock.now_ms()) == 0  # the run gave its slot back
+
+
+def test_replaying_a_soft_decline_after_a_top_up_pays_once_and_is_audited(
+    make_world: MakeWorld,
+) -> None:
+    world = make_world(settings=dataclasses.replace(SETTINGS, dunning_ms=()))  # no dunning
+    world.subscribe(stored_id=5159)  # 59 until topped up
+    assert world.run() is Outcome.DEAD
+    [entry_id] = world.r.zrange(keys.DLQ, 0, -1)
+    assert world.sub_status() == "past_due"
+
+    world.sandbox.state.top_up(5159, Money(5000, "AZN"))
+    rang: list[tuple[str, str]] = []
+    result = dlq.replay(
+        world.r, entry_id, world.clock, actor="ops-alice", doorbell=lambda s, p: rang.append((s, p))
+    )
+    assert result.outcome is dlq.ReplayOutcome.REOPENED
+    assert rang == [("sub-1", PERIOD)]
+    assert world.run() is Outcome.PAID
+    assert len(world.debits()) == 1
+    assert world.attempt(2)["state"] == "paid"  # a new attempt, with a new order
+
+    again = dlq.replay(world.r, entry_id, world.clock, actor="ops-alice")
+    assert again.outcome is not dlq.ReplayOutcome.REOPENED  # already resolved: a no-op
+    assert world.run() is Outcome.ALREADY_PAID
+    assert len(world.debits()) == 1
+    audit = [fields for _, fields in world.r.xrange(keys.AUDIT)]
+    assert [(a["action"], a["actor"], a["target"]) for a in audit] == [
+        ("dlq.replay", "ops-alice", entry_id)
+    ]
