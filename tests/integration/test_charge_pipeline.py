@@ -27,7 +27,7 @@ from worker.money import Money
 from worker.sandbox import Endpoint, FaultKind, FaultRule, LedgerEntry, SandboxServer
 from worker.sensitive import Secret
 from worker.settings import TxpgSettings
-from worker.store import connect
+from worker.store import audit, connect
 from worker.store import deadletters as dlq
 from worker.store import halt as halt_store
 from worker.store import subscriptions as subs
@@ -1066,7 +1066,7 @@ def test_replaying_a_soft_decline_after_a_top_up_pays_once_and_is_audited(
     world = make_world(settings=dataclasses.replace(SETTINGS, dunning_ms=()))  # no dunning
     world.subscribe(stored_id=5159)  # 59 until topped up
     assert world.run() is Outcome.DEAD
-    [entry_id] = world.r.zrange(keys.DLQ, 0, -1)
+    [entry_id] = [str(member) for member in world.r.zrange(keys.DLQ, 0, -1)]
     assert world.sub_status() == "past_due"
 
     world.sandbox.state.top_up(5159, Money(5000, "AZN"))
@@ -1084,7 +1084,7 @@ def test_replaying_a_soft_decline_after_a_top_up_pays_once_and_is_audited(
     assert again.outcome is not dlq.ReplayOutcome.REOPENED  # already resolved: a no-op
     assert world.run() is Outcome.ALREADY_PAID
     assert len(world.debits()) == 1
-    audit = [fields for _, fields in world.r.xrange(keys.AUDIT)]
-    assert [(a["action"], a["actor"], a["target"]) for a in audit] == [
+    entries = audit.read(world.r)
+    assert [(a["action"], a["actor"], a["target"]) for _, a in entries] == [
         ("dlq.replay", "ops-alice", entry_id)
     ]
