@@ -25,11 +25,12 @@ from pathlib import Path
 from types import TracebackType
 
 from worker.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USERNAME
+from worker.sandbox.server import Endpoints
 
 _URL = re.compile(r"(http://\S+?)/api\b")
 
 
-class SandboxProcess:
+class SandboxProcess(Endpoints):
     def __init__(
         self,
         *,
@@ -56,22 +57,14 @@ class SandboxProcess:
                 self.args += [flag, str(path)]
         self.args += list(extra_args)
         self.lines: list[str] = []
-        self.origin = ""
+        self._origin = ""
         self._popen: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._url: queue.Queue[str] = queue.Queue()
 
     @property
-    def base_url(self) -> str:
-        return f"{self.origin}/api"
-
-    @property
-    def admin_url(self) -> str:
-        return f"{self.origin}/_admin"
-
-    @property
-    def auth(self) -> tuple[str, str]:
-        return (self.username, self.password)
+    def origin(self) -> str:
+        return self._origin
 
     @property
     def pid(self) -> int:
@@ -97,7 +90,7 @@ class SandboxProcess:
         self._reader = threading.Thread(target=self._read, name="sandbox-output", daemon=True)
         self._reader.start()
         try:
-            self.origin = self._url.get(timeout=self.start_timeout)
+            self._origin = self._url.get(timeout=self.start_timeout)
         except queue.Empty:
             self.kill()
             output = "\n".join(self.lines[-20:])

@@ -66,7 +66,31 @@ async def serve_forever(
         await runner.cleanup()
 
 
-class SandboxServer:
+class Endpoints:
+    """The URLs and login of a running sandbox, from its ``origin`` (``http://host:port``)."""
+
+    username: str
+    password: str
+
+    @property
+    def origin(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        """What a TXPG client is configured with."""
+        return f"{self.origin}/api"
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.origin}/_admin"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.username, self.password)
+
+
+class SandboxServer(Endpoints):
     """The sandbox on a loopback port in a background thread; a context manager.
 
     Attributes once started: ``base_url`` (``http://127.0.0.1:PORT/api``, what a TXPG client
@@ -108,18 +132,6 @@ class SandboxServer:
     @property
     def origin(self) -> str:
         return f"http://{_url_host(self.host)}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/api"
-
-    @property
-    def admin_url(self) -> str:
-        return f"{self.origin}/_admin"
-
-    @property
-    def auth(self) -> tuple[str, str]:
-        return (self.username, self.password)
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         if self._thread is not None:
