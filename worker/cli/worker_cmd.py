@@ -65,10 +65,11 @@ def worker(
 
 @app.command("scheduler")
 def scheduler() -> None:
-    """Run the APScheduler process (due sweep, payout runs, janitor).
+    """Run the APScheduler process (no jobs yet: the due sweep arrives next).
 
-    Needs BILLING_REDIS_URL. Its jobs arrive with the schedules issue; today it starts with
-    the job defaults every job must have (no silent misfire skips) and runs until stopped.
+    Needs BILLING_REDIS_URL. It starts with the job defaults every job must have (no silent
+    misfire skips) and runs until stopped. The janitor that resumes stalled charges already
+    runs inside `billing worker`.
     """
     from apscheduler.schedulers.blocking import BlockingScheduler
 
