@@ -1088,3 +1088,36 @@ def test_replaying_a_soft_decline_after_a_top_up_pays_once_and_is_audited(
     assert [(a["action"], a["actor"], a["target"]) for _, a in entries] == [
         ("dlq.replay", "ops-alice", entry_id)
     ]
+
+
+def test_a_period_skipped_with_an_unexecuted_order_keeps_no_order_password(
+    world: World,
+) -> None:
+    world.subscribe()
+    now = world.clock.now_ms()
+    claim = world.store.claim("sub-1", PERIOD, now, LEASE, "doomed-worker")
+    assert isinstance(claim, Claim)
+    handle = world.txpg.open_order(Money(999, "AZN"), f"sub-1 {PERIOD} #1")
+    assert handle.secret is not None
+    world.store.transition(
+        claim,
+        now,
+        Ops(
+            expect="",
+            attempt=1,
+            set_attempt={
+                "state": "order_created",
+                "n": 1,
+                "order_id": handle.id,
+                "order_pw": handle.secret.reveal(),
+            },
+            set_period={"attempt": 1},
+        ),
+    )  # ...and the worker died; meanwhile the subscription was paused
+    subs.pause(world.r, "sub-1", world.clock)
+    world.clock.advance(LEASE)
+
+    assert world.run() is Outcome.SKIPPED
+    assert world.period()["status"] == "skipped"
+    assert "order_pw" not in world.attempt(1)
+    assert world.debits() == []

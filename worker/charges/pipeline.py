@@ -754,12 +754,15 @@ class _Run:
         return Outcome.DEAD
 
     def skip(self, sub: Subscription | None, attempt: Mapping[str, str]) -> Outcome:
-        """No live order and the subscription may not be charged: close the period as
-        skipped, recorded with its reason (never silently dropped).
+        """No exec-tran was sent and the subscription may not be charged: close the period
+        as skipped, recorded with its reason (never silently dropped). An order that exists
+        was never executed, so its password is dropped like on any final attempt.
         """
         why = "subscription deleted" if sub is None else f"subscription {sub.status.value}"
+        stored = self.d.store.attempt(self.claim.sub_id, self.claim.period, self.n)
         self.step(
-            attempt.get("state", ""),
+            stored.get("state", ""),
+            drop=["order_pw"] if stored else [],
             set_period={
                 "status": PeriodStatus.SKIPPED.value,
                 "reason": why,
