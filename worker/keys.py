@@ -7,7 +7,14 @@ The whole data layout, one screen:
 key                                     type    what it holds
 ======================================  ======  =================================================
 ``bw:sub:{sub_id}``                     hash    a subscription (see ``worker.subscriptions``)
-``bw:subs``                             zset    every subscription id, scored by creation time (ms)
+``bw:due``                              zset    every subscription id, scored by when the
+                                                scheduler must look at it next (ms): its next
+                                                due instant, *now* after any change, a claim's
+                                                expiry while a sweep holds it, ``+inf`` when
+                                                nothing will come due (cancelled, ended, no
+                                                cadence, waiting for a new card)
+``bw:scheduler:leader``                 string  the token of the scheduler that may sweep
+                                                (a lease with a TTL, renewed while it lives)
 ``bw:period:{sub_id}:{period}``         hash    one billing period's charge: ``status`` (open,
                                                 paid, dead, skipped), ``attempt`` (current
                                                 attempt number), ``fence`` (incremented by every
@@ -47,7 +54,8 @@ from __future__ import annotations
 
 PREFIX = "bw:"
 
-SUBS = f"{PREFIX}subs"
+DUE = f"{PREFIX}due"
+LEADER = f"{PREFIX}scheduler:leader"
 WORK = f"{PREFIX}work"
 DLQ = f"{PREFIX}dlq"
 EVENTS = f"{PREFIX}events"

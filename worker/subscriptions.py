@@ -4,8 +4,13 @@ A subscription is validated as a whole when it is built (:meth:`Subscription.cre
 rejected input changes nothing and the error says which field is wrong and why. Stored as a
 Redis hash of strings (:meth:`to_hash` / :meth:`from_hash`); the amount as integer minor units.
 
-Cadence fields are kept as given (``cadence``, ``anchor``, ``interval``, ``timezone``,
-``start``, ``trial_end``, ``end``...); their meaning arrives with the scheduler.
+Cadence fields are kept as given and validated by ``worker.periods.parse_cadence``; an empty
+cadence means the subscription is charged only on request (``billing charge``).
+
+Two fields belong to the scheduler: ``cursor``, the last period it recorded (opened or
+skipped), and ``pauses``, the pause history it needs to skip periods that fell due while
+paused. The stored hash leaves out the id (the key holds it) and every field still at its
+default, which keeps a subscription under 512 bytes of Redis memory.
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ class Subscription:
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at: int = 0  #: ms since the epoch
     updated_at: int = 0
+    cursor: str = ""  #: the last period key the scheduler recorded ("" before the first)
+    #: pause history, oldest first: (paused_at, resumed_at) in ms, None while still paused
+    pauses: tuple[tuple[int, int | None], ...] = ()
 
     @property
     def currency(self) -> str:
@@ -100,8 +108,13 @@ class Subscription:
         now_ms: int = 0,
     ) -> Subscription:
         """Validate every field; raise :class:`InvalidInput` naming the first bad one."""
+        from worker.periods import parse_cadence  # periods imports this module
+
         currency_exponent(currency)  # an unknown (or unhashable) currency is named, not a crash
         money = parse_amount(amount, currency)
+        cadence_map = _strings(cadence or {}, "cadence")
+        if cadence_map:
+            parse_cadence(cadence_map)
         return cls(
             id=validate_id(id, "subscription id"),
             customer=validate_id(customer, "customer"),
@@ -110,7 +123,7 @@ class Subscription:
             description=_text(description, "description", 255),
             language=_choice(language, _LANGUAGES, "language"),
             gateway=_choice(gateway, GATEWAYS, "gateway"),
-            cadence=_strings(cadence or {}, "cadence"),
+            cadence=cadence_map,
             metadata=_strings(metadata or {}, "metadata"),
             created_at=now_ms,
             updated_at=now_ms,
@@ -120,37 +133,45 @@ class Subscription:
         return replace(self, status=status, updated_at=now_ms)
 
     def to_hash(self) -> dict[str, str]:
-        return {
-            "id": self.id,
+        """The stored hash: no ``id`` (the key holds it), and no field at its default."""
+        out = {
             "customer": self.customer,
             "stored_id": str(self.stored_id),
             "amount_minor": str(self.amount.minor),
             "currency": self.amount.currency,
-            "description": self.description,
-            "language": self.language,
             "status": self.status.value,
-            "gateway": self.gateway,
-            "cadence": json.dumps(dict(self.cadence), sort_keys=True),
-            "metadata": json.dumps(dict(self.metadata), sort_keys=True),
             "created_at": str(self.created_at),
             "updated_at": str(self.updated_at),
         }
+        optional = {
+            "description": self.description,
+            "language": "" if self.language == "az" else self.language,
+            "gateway": "" if self.gateway == "txpg" else self.gateway,
+            "cadence": _compact(self.cadence),
+            "metadata": _compact(self.metadata),
+            "cursor": self.cursor,
+            "pauses": format_pauses(self.pauses),
+        }
+        out.update({name: value for name, value in optional.items() if value})
+        return out
 
     @classmethod
-    def from_hash(cls, data: Mapping[str, str]) -> Subscription:
+    def from_hash(cls, data: Mapping[str, str], sub_id: str) -> Subscription:
         return cls(
-            id=data["id"],
+            id=sub_id,
             customer=data["customer"],
             stored_id=int(data["stored_id"]),
             amount=Money(int(data["amount_minor"]), data["currency"]),
             description=data.get("description", ""),
-            language=data.get("language", "az"),
+            language=data.get("language") or "az",
             status=SubscriptionStatus(data["status"]),
-            gateway=data.get("gateway", "txpg"),
+            gateway=data.get("gateway") or "txpg",
             cadence=json.loads(data.get("cadence") or "{}"),
             metadata=json.loads(data.get("metadata") or "{}"),
             created_at=int(data.get("created_at", "0")),
             updated_at=int(data.get("updated_at", "0")),
+            cursor=data.get("cursor", ""),
+            pauses=parse_pauses(data.get("pauses", "")),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -168,6 +189,23 @@ class Subscription:
             "cadence": dict(self.cadence),
             "metadata": dict(self.metadata),
         }
+
+
+def _compact(values: Mapping[str, str]) -> str:
+    return json.dumps(dict(values), sort_keys=True, separators=(",", ":")) if values else ""
+
+
+def format_pauses(pauses: tuple[tuple[int, int | None], ...]) -> str:
+    """``paused-resumed`` spans in ms, comma-separated; an open pause ends with ``-``."""
+    return ",".join(f"{low}-{'' if high is None else high}" for low, high in pauses)
+
+
+def parse_pauses(text: str) -> tuple[tuple[int, int | None], ...]:
+    spans: list[tuple[int, int | None]] = []
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        spans.append((int(low), int(high) if high else None))
+    return tuple(spans)
 
 
 def _text(value: object, what: str, limit: int) -> str:

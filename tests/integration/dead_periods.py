@@ -44,7 +44,7 @@ def seed_dead_period(
         id=sub_id, customer="cust-1", stored_id=5125, amount=amount, currency="AZN"
     ).with_status(sub_status, created_at - 10 * HOUR)
     _hset(r, keys.sub(sub_id), sub.to_hash())
-    r.zadd(keys.SUBS, {sub_id: created_at - 10 * HOUR})
+    r.zadd(keys.DUE, {sub_id: created_at - 10 * HOUR})
     history = []
     for n in range(1, attempts + 1):
         started = created_at - (attempts - n + 1) * HOUR

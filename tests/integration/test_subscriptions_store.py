@@ -46,7 +46,7 @@ def new_sub(sub_id: str = "sub_1", **changes: Any) -> Subscription:
         "amount": "9.99",
         "currency": "AZN",
         "description": "Gym",
-        "cadence": {"interval": "month"},
+        "cadence": {"cadence": "monthly", "start": "2026-01-31"},
         **changes,
     }
     return Subscription.create(**fields)
@@ -80,7 +80,7 @@ def test_create_writes_the_hash_and_the_index(r: redis.Redis, clock: FixedClock)
     stored = store.create(r, new_sub(), clock)
     assert (stored.created_at, stored.updated_at) == (T0, T0)
     assert r.hgetall(keys.sub("sub_1")) == stored.to_hash()
-    assert r.zrange(keys.SUBS, 0, -1, withscores=True) == [("sub_1", float(T0))]
+    assert r.zrange(keys.DUE, 0, -1, withscores=True) == [("sub_1", float(T0))]
     assert store.get(r, "sub_1") == stored
     assert store.require(r, "sub_1") == stored
 
@@ -102,7 +102,7 @@ def test_create_again_with_the_same_content_is_a_no_op(r: redis.Redis, clock: Fi
         ({"amount": "10.00"}, "amount"),
         ({"stored_id": 1}, "stored_id"),
         ({"customer": "cust_2"}, "customer"),
-        ({"cadence": {"interval": "week"}}, "cadence"),
+        ({"cadence": {"cadence": "weekly", "start": "2026-01-31"}}, "cadence"),
         ({"description": ""}, "description"),
     ],
 )
@@ -257,12 +257,12 @@ def test_update_changes_what_is_given(r: redis.Redis, clock: FixedClock) -> None
         amount="12.50",
         description="Gym plus",
         language="en",
-        cadence={"anchor": "2024-01-31"},
+        cadence={"anchor_day": "15"},
         metadata={"plan": "silver", "ref": None},
     )
     assert str(updated.amount) == "12.50 AZN"
     assert (updated.description, updated.language) == ("Gym plus", "en")
-    assert dict(updated.cadence) == {"interval": "month", "anchor": "2024-01-31"}
+    assert dict(updated.cadence) == {"cadence": "monthly", "start": "2026-01-31", "anchor_day": "15"}
     assert dict(updated.metadata) == {"plan": "silver"}
     assert (updated.created_at, updated.updated_at) == (T0, T0 + 5000)
     assert store.require(r, "sub_1") == updated
@@ -273,7 +273,7 @@ def test_update_with_nothing_new_writes_nothing(r: redis.Redis, clock: FixedCloc
     stored = store.create(r, new_sub(), clock)
     before = dump(r)
     clock.advance(1000)
-    same = store.update(r, "sub_1", clock, amount="9.99", cadence={"interval": "month"})
+    same = store.update(r, "sub_1", clock, amount="9.99", cadence={"cadence": "monthly"})
     assert same == stored
     assert dump(r) == before
 
@@ -442,7 +442,7 @@ def test_the_cas_write_needs_the_exact_hash_it_read(
     change(r)
     after_change = dump(r)
     wanted = {**raw, "amount_minor": "1"}
-    assert store._replace_if_unchanged(r, "sub_1", raw, wanted) is replaced
+    assert store._replace_if_unchanged(r, "sub_1", raw, wanted, T0) is replaced
     if replaced:
         assert r.hgetall(keys.sub("sub_1")) == wanted
     else:
@@ -465,11 +465,14 @@ def _ids(subs: list[Subscription]) -> list[str]:
     return [s.id for s in subs]
 
 
-def test_list_pages_oldest_first(r: redis.Redis, clock: FixedClock) -> None:
+def test_list_pages_in_due_order(r: redis.Redis, clock: FixedClock) -> None:
     _five(r, clock)
-    assert _ids(store.list_subscriptions(r)) == [f"sub_{n}" for n in range(1, 6)]
-    assert _ids(store.list_subscriptions(r, offset=1, limit=2)) == ["sub_2", "sub_3"]
-    assert _ids(store.list_subscriptions(r, offset=4, limit=10)) == ["sub_5"]
+    everything = _ids(store.list_subscriptions(r))
+    # every write puts a subscription at "now" in the due index: those paused and cancelled
+    # last come last (ties by id)
+    assert everything == ["sub_1", "sub_3", "sub_2", "sub_4", "sub_5"]
+    assert _ids(store.list_subscriptions(r, offset=1, limit=2)) == everything[1:3]
+    assert _ids(store.list_subscriptions(r, offset=4, limit=10)) == everything[4:]
     assert store.list_subscriptions(r, offset=5) == []
     assert store.count(r) == 5
 

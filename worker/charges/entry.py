@@ -48,7 +48,7 @@ def request_charge(
     data = r.hgetall(f"bw:sub:{sub_id}")
     if not data:
         raise InvalidInput(f"no subscription {sub_id!r}")
-    sub = Subscription.from_hash(data)  # type: ignore[arg-type]
+    sub = Subscription.from_hash(data, sub_id)  # type: ignore[arg-type]
     store = ChargeStore(r)
     existing = store.period(sub_id, period).get("status")
     if existing is None and not sub.chargeable:

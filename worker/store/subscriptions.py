@@ -1,5 +1,10 @@
-"""Subscriptions in Redis: the hash ``bw:sub:{id}`` and the index ``bw:subs`` (see
+"""Subscriptions in Redis: the hash ``bw:sub:{id}`` and the due index ``bw:due`` (see
 ``worker.keys``).
+
+Every write also sets the subscription's score in ``bw:due`` to *now*: the scheduler's next
+sweep looks at it, records what is due, and moves the score to the next due instant. So the
+scheduler alone decides when a subscription is due, and a change (a new cadence, a resume, a
+new card) is taken into account within one sweep.
 
 Operators (through the CLI) and the charge pipeline change the same subscription
 concurrently, so every write is a compare-and-set done by a Lua script:
@@ -35,11 +40,11 @@ MAX_LIMIT = 1000
 SCAN_PAGE = 500
 #: Fields that state what a subscription is (what :func:`create` compares for idempotency);
 #: the rest (status and times) are what happened to it since.
-_CONTENT_EXCLUDES = frozenset({"status", "created_at", "updated_at"})
+_CONTENT_EXCLUDES = frozenset({"status", "created_at", "updated_at", "cursor", "pauses"})
 
 S = SubscriptionStatus
 
-# KEYS: sub hash, subs zset. ARGV: score, id, field/value pairs.
+# KEYS: sub hash, due zset. ARGV: now, id, field/value pairs.
 # Returns nil when created, else the existing hash (flattened).
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
@@ -48,32 +53,43 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 return false
 """
 
-# KEYS: sub hash. ARGV: n, n expected field/value pairs, then the new pairs.
+# KEYS: sub hash, due zset. ARGV: now, id, n, n expected field/value pairs, then the new pairs.
 # Replaces the hash (1) only if it holds exactly the expected pairs, else 0.
 _REPLACE_IF_UNCHANGED = """
-local n = tonumber(ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+local n = tonumber(ARGV[3])
 local current = redis.call('HGETALL', KEYS[1])
 if #current ~= 2 * n then return 0 end
 local expected = {}
-for i = 2, 2 * n, 2 do expected[ARGV[i]] = ARGV[i + 1] end
+for i = 4, 2 * n + 2, 2 do expected[ARGV[i]] = ARGV[i + 1] end
 for i = 1, #current, 2 do
   if expected[current[i]] ~= current[i + 1] then return 0 end
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2 * n + 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2 * n + 4))
 return 1
 """
 
-# KEYS: sub hash. ARGV: expected status, new status, now (ms).
+# KEYS: sub hash, due zset. ARGV: expected status, new status, now (ms), id.
 # Returns nil if missing, the current status if it is not the expected one, else the new hash.
 # updated_at moves strictly forward, so it works as a version even within one millisecond.
+# Pausing opens a span in ``pauses`` (``paused_at-``); leaving ``paused`` closes it.
 _SET_STATUS_IF = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return false end
 if current ~= ARGV[1] then return current end
 local before = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0') or 0
 local now = math.max(tonumber(ARGV[3]), before + 1)
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', string.format('%d', now))
+local stamp = string.format('%d', now)
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', stamp)
+local pauses = redis.call('HGET', KEYS[1], 'pauses') or ''
+if ARGV[2] == 'paused' and current ~= 'paused' then
+  if pauses ~= '' then pauses = pauses .. ',' end
+  redis.call('HSET', KEYS[1], 'pauses', pauses .. stamp .. '-')
+elseif current == 'paused' and string.sub(pauses, -1) == '-' then
+  redis.call('HSET', KEYS[1], 'pauses', pauses .. stamp)
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -140,11 +156,11 @@ def create(r: redis.Redis, sub: Subscription, clock: Clock) -> Subscription:
     now = clock.now_ms()
     new = replace(sub, created_at=now, updated_at=now)
     existing = r.register_script(_CREATE)(
-        keys=[keys.sub(sub.id), keys.SUBS], args=[now, sub.id, *_flatten(new.to_hash())]
+        keys=[keys.sub(sub.id), keys.DUE], args=[now, sub.id, *_flatten(new.to_hash())]
     )
     if existing is None:
         return new
-    stored = Subscription.from_hash(_pairs(existing))
+    stored = Subscription.from_hash(_pairs(existing), sub.id)
     differing = _content_diff(stored, new)
     if differing:
         raise InvalidInput(
@@ -156,7 +172,7 @@ def create(r: redis.Redis, sub: Subscription, clock: Clock) -> Subscription:
 def get(r: redis.Redis, sub_id: str) -> Subscription | None:
     """The subscription, or None when there is none with this id."""
     raw = _read(r, validate_id(sub_id, "subscription id"))
-    return Subscription.from_hash(raw) if raw else None
+    return Subscription.from_hash(raw, sub_id) if raw else None
 
 
 def require(r: redis.Redis, sub_id: str) -> Subscription:
@@ -174,8 +190,9 @@ def list_subscriptions(
     offset: int = 0,
     limit: int = 100,
 ) -> list[Subscription]:
-    """Subscriptions oldest first, optionally only those in ``status``; ``offset`` counts
-    matching subscriptions. A status filter scans the index (there is no index by status).
+    """Subscriptions soonest due first (then by id; those never due again last), optionally
+    only those in ``status``; ``offset`` counts matching subscriptions. The order follows the
+    scheduler, so pages read while it sweeps may shift. A status filter scans the index (there is no index by status).
     """
     wanted = _status(status)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -203,7 +220,7 @@ def count(r: redis.Redis, *, status: SubscriptionStatus | str | None = None) -> 
     """How many subscriptions there are (in ``status``, if given)."""
     wanted = _status(status)
     if wanted is None:
-        return int(r.zcard(keys.SUBS))
+        return int(r.zcard(keys.DUE))
     return sum(1 for sub in _scan(r) if sub.status is wanted)
 
 
@@ -232,7 +249,7 @@ def update(
         raw = _read(r, sub_id)
         if not raw:
             raise InvalidInput(f"no subscription {sub_id}")
-        current = Subscription.from_hash(raw)
+        current = Subscription.from_hash(raw, sub_id)
         if current.status is S.CANCELLED:
             raise InvalidInput(f"{sub_id} is cancelled, which is final: it cannot be updated")
         if currency not in (None, current.currency) and amount is None:
@@ -253,12 +270,17 @@ def update(
         if status is S.NEEDS_NEW_CARD and rebuilt.stored_id != current.stored_id:
             status = S.ACTIVE
         new = replace(
-            rebuilt, status=status, created_at=current.created_at, updated_at=current.updated_at
+            rebuilt,
+            status=status,
+            created_at=current.created_at,
+            updated_at=current.updated_at,
+            cursor=current.cursor,
+            pauses=current.pauses,
         )
         if new == current:
             return current
         new = replace(new, updated_at=max(clock.now_ms(), current.updated_at + 1))
-        if _replace_if_unchanged(r, sub_id, raw, new.to_hash()):
+        if _replace_if_unchanged(r, sub_id, raw, new.to_hash(), clock.now_ms()):
             return new
     raise ConcurrentChange(f"{sub_id} kept changing while it was being updated; try again")
 
@@ -276,14 +298,15 @@ def set_status(r: redis.Redis, sub_id: str, transition: Transition, clock: Clock
         if current not in transition.sources:
             raise transition.refusal(sub_id, current)
         result = script(
-            keys=[keys.sub(sub_id)], args=[current.value, transition.target.value, clock.now_ms()]
+            keys=[keys.sub(sub_id), keys.DUE],
+            args=[current.value, transition.target.value, clock.now_ms(), sub_id],
         )
         if result is None:
             raise InvalidInput(f"no subscription {sub_id}")
         if isinstance(result, str):
             current = SubscriptionStatus(result)
             continue
-        return Subscription.from_hash(_pairs(result))
+        return Subscription.from_hash(_pairs(result), sub_id)
     raise ConcurrentChange(f"{sub_id} kept changing status; try again")
 
 
@@ -317,22 +340,26 @@ def _read(r: redis.Redis, sub_id: str) -> dict[str, str]:
 
 
 def _replace_if_unchanged(
-    r: redis.Redis, sub_id: str, expected: Mapping[str, str], new: Mapping[str, str]
+    r: redis.Redis, sub_id: str, expected: Mapping[str, str], new: Mapping[str, str], now: int
 ) -> bool:
     """Write ``new`` only if the hash still holds exactly ``expected``."""
-    args = [str(len(expected)), *_flatten(expected), *_flatten(new)]
-    return bool(r.register_script(_REPLACE_IF_UNCHANGED)(keys=[keys.sub(sub_id)], args=args))
+    args = [now, sub_id, str(len(expected)), *_flatten(expected), *_flatten(new)]
+    script = r.register_script(_REPLACE_IF_UNCHANGED)
+    return bool(script(keys=[keys.sub(sub_id), keys.DUE], args=args))
 
 
 def _load(r: redis.Redis, ids: list[str]) -> list[Subscription | None]:
     pipe = r.pipeline(transaction=False)
     for sub_id in ids:
         pipe.hgetall(keys.sub(sub_id))
-    return [Subscription.from_hash(raw) if raw else None for raw in pipe.execute()]
+    return [
+        Subscription.from_hash(raw, sub_id) if raw else None
+        for sub_id, raw in zip(ids, pipe.execute(), strict=True)
+    ]
 
 
 def _scan(r: redis.Redis) -> Iterator[Subscription]:
-    """Every subscription, oldest first, read a page at a time."""
+    """Every subscription, in due order, read a page at a time."""
     start, page = 0, SCAN_PAGE
     while True:
         ids = _ids(r, start, start + page - 1)
@@ -343,7 +370,7 @@ def _scan(r: redis.Redis) -> Iterator[Subscription]:
 
 
 def _ids(r: redis.Redis, start: int, stop: int) -> list[str]:
-    return list(r.zrange(keys.SUBS, start, stop))  # type: ignore[arg-type]
+    return list(r.zrange(keys.DUE, start, stop))  # type: ignore[arg-type]
 
 
 def _status(value: SubscriptionStatus | str | None) -> SubscriptionStatus | None:
