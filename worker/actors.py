@@ -10,6 +10,7 @@ from __future__ import annotations
 import dramatiq
 
 from worker import runtime
+from worker.dispatch import send_many
 
 CHARGES_QUEUE = "charges"
 
@@ -21,9 +22,8 @@ def charge(subscription_id: str, period: str) -> None:
 
 
 def send_charges(pairs: list[tuple[str, str]]) -> None:
-    """Enqueue one message per (subscription, period)."""
-    for sub_id, period in pairs:
-        charge.send(sub_id, period)
+    """Enqueue one message per (subscription, period), pipelined."""
+    send_many(charge, pairs)
 
 
 def ring(sub_id: str, period: str) -> None:

@@ -22,6 +22,8 @@ class EventType(enum.StrEnum):
     CHARGE_UNKNOWN = "charge.unknown"  #: an attempt's outcome is unknown; reconciling
     CHARGE_RECONCILED = "charge.reconciled"  #: the gateway told what happened to it
     CHARGE_DEFERRED = "charge.deferred"  #: not attempted now (card cap, breaker, halt)
+    PERIOD_SKIPPED = "period.skipped"  #: the scheduler recorded a period as skipped (paused,
+    #: or missed under the ``latest`` catch-up policy); it will never be charged
     SUBSCRIPTION_PAST_DUE = "subscription.past_due"
     SUBSCRIPTION_NEEDS_NEW_CARD = "subscription.needs_new_card"
     GATEWAY_CIRCUIT_OPENED = "gateway.circuit_opened"

@@ -51,18 +51,29 @@ class Capped:
     allowed_at: int
 
 
-_OPEN = """
--- KEYS: period, periods, work ; ARGV: member, now, fields json
-local status = redis.call('HGET', KEYS[1], 'status')
-if status then return status end
-local f = cjson.decode(ARGV[3])
-redis.call('HSET', KEYS[1], 'status', 'open', 'attempt', 0, 'fence', 0, 'lease_until', 0,
-  'opened_at', ARGV[2], 'amount_minor', f.amount_minor, 'currency', f.currency,
-  'card', f.card, 'gateway', f.gateway)
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], f.period)
-redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
-return 'new'
+#: A Lua function for every script that opens a period: ``request_charge`` (below) and the
+#: scheduler's sweep (``worker.store.schedule``). Opens the period unless it exists, freezing
+#: the amount, currency, card and gateway; returns ``new`` or the existing status.
+OPEN_PERIOD_LUA = """
+local function open_period(pkey, periods_key, work_key, member, now, work_at, f)
+  local status = redis.call('HGET', pkey, 'status')
+  if status then return status end
+  redis.call('HSET', pkey, 'status', 'open', 'attempt', 0, 'fence', 0, 'lease_until', 0,
+    'opened_at', now, 'amount_minor', f.amount_minor, 'currency', f.currency,
+    'card', f.card, 'gateway', f.gateway)
+  redis.call('ZADD', periods_key, 'NX', now, f.period)
+  redis.call('ZADD', work_key, 'NX', work_at, member)
+  return 'new'
+end
 """
+
+_OPEN = (
+    OPEN_PERIOD_LUA
+    + """
+-- KEYS: period, periods, work ; ARGV: member, now, fields json
+return open_period(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[2], cjson.decode(ARGV[3]))
+"""
+)
 
 _CLAIM = """
 -- KEYS: period, work ; ARGV: member, now, lease_ms, owner

@@ -1,0 +1,116 @@
+"""The due sweep: claim what is due, record it, ring the doorbells.
+
+One pass, while this process holds the leader lease:
+
+1. **claim** a batch of due subscriptions (``bw:due`` score <= now) in one atomic step; each
+   is pushed ``claim_ms`` ahead, so if this process dies before step 2 the subscription comes
+   due again when the claim expires;
+2. **decide** for each, in Python and without I/O (``schedules.plan``);
+3. **record** every decision in one atomic step (periods opened or skipped, cursor, next due
+   instant). This is where the schedule advances, and only as far as is recorded;
+4. **ring**: enqueue one message per opened period, pipelined. If this process dies before
+   that, the periods are in ``bw:work`` and the janitor rings for them after ``grace_ms``;
+   a second message for the same period finds its lease taken and does nothing.
+
+Steps 1 and 3 check the lease inside the script, so a scheduler that lost the lease stops
+before it writes anything again (:class:`~worker.store.schedule.LeaseLost`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from schedules.plan import decide
+from worker.clock import Clock
+from worker.periods import CatchUp
+from worker.store.schedule import DueIndex, LeaseLost
+from worker.subscriptions import Subscription
+
+log = structlog.get_logger("schedules.sweep")
+
+Send = Callable[[list[tuple[str, str]]], None]
+
+#: Crash points for fault tests (``BILLING_CRASH_AT``): SIGKILL the sweeping process there.
+CRASH_POINTS = ("sweep_after_claim", "sweep_after_record")
+
+
+def _crash_if(point: str) -> None:
+    if os.environ.get("BILLING_CRASH_AT") == point:
+        os.kill(os.getpid(), 9)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSettings:
+    batch: int = 1_000  #: subscriptions claimed per round trip
+    claim_ms: int = 60_000  #: a claim not recorded by then comes due again
+    grace_ms: int = 30_000  #: the janitor rings for an opened period after this
+    lease_ms: int = 10_000  #: the leader lease; renewed at every pass and batch
+    policy: CatchUp = CatchUp.ALL
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    leader: bool  #: False: another scheduler holds the lease; nothing was done
+    subscriptions: int = 0  #: claimed and looked at
+    opened: int = 0  #: periods rung for (opened now, or still open)
+    skipped: int = 0  #: periods recorded as skipped
+
+
+class Sweeper:
+    def __init__(
+        self,
+        index: DueIndex,
+        send: Send,
+        clock: Clock,
+        settings: SweepSettings | None = None,
+        *,
+        token: str | None = None,
+    ) -> None:
+        self.index = index
+        self.send = send
+        self.clock = clock
+        self.settings = settings or SweepSettings()
+        self.token = token or uuid.uuid4().hex
+
+    def sweep(self) -> SweepResult:
+        """One pass over everything due now. Returns what it did."""
+        s = self.settings
+        if not self.index.lead(self.token, s.lease_ms):
+            return SweepResult(leader=False)
+        subscriptions = opened = skipped = 0
+        try:
+            while True:
+                now = self.clock.now_ms()
+                claimed = self.index.claim(self.token, now, s.claim_ms, s.batch)
+                _crash_if("sweep_after_claim")
+                decisions = [
+                    decide(Subscription.from_hash(data, sub_id), data["updated_at"], now, s.policy)
+                    for sub_id, data in claimed
+                ]
+                ring = self.index.record(self.token, now, now + s.grace_ms, decisions)
+                _crash_if("sweep_after_record")
+                if ring:
+                    self.send(ring)
+                subscriptions += len(claimed)
+                opened += len(ring)
+                skipped += sum(len(d.skip) for d in decisions)
+                more = any(d.next_at <= now for d in decisions)  # a long catch-up goes on
+                if len(claimed) < s.batch and not more:
+                    break
+                if not self.index.lead(self.token, s.lease_ms):
+                    raise LeaseLost("the scheduler lease expired during a sweep")
+        except LeaseLost:
+            log.warning("scheduler_lease_lost", token=self.token[:8])
+            return SweepResult(False, subscriptions, opened, skipped)
+        if subscriptions:
+            log.info("swept", subscriptions=subscriptions, opened=opened, skipped=skipped)
+        return SweepResult(True, subscriptions, opened, skipped)
+
+    def resign(self) -> None:
+        """Give the lease up (on a clean shutdown), so a standby takes over at once."""
+        self.index.resign(self.token)
