@@ -12,6 +12,10 @@ Dramatiq's own (messages, errors, durations) come from one endpoint.
 ``billing_dead_letters``                               dead letters stored (set by the janitor)
 ``billing_circuit_state{gateway}``                     0 closed, 1 half-open, 2 open (janitor)
 ``billing_work_pending``                               open periods in ``bw:work`` (janitor)
+``billing_scheduler_leader``                           1 while this scheduler holds the lease
+``billing_periods_dispatched_total``                   periods the sweep opened and rang for
+``billing_subscriptions_due``                          subscriptions due now (scheduler)
+``billing_subscriptions``                              subscriptions stored (scheduler)
 =====================================================  =========================================
 """
 
@@ -38,6 +42,17 @@ CIRCUIT = Gauge(
 )
 WORK_PENDING = Gauge(
     "billing_work_pending", "Open periods waiting in bw:work.", multiprocess_mode="mostrecent"
+)
+
+SCHEDULER_LEADER = Gauge(
+    "billing_scheduler_leader", "1 while this scheduler holds the lease.", multiprocess_mode="max"
+)
+SWEPT = Counter("billing_periods_dispatched", "Periods the sweep opened and rang for.")
+DUE_NOW = Gauge(
+    "billing_subscriptions_due", "Subscriptions due now.", multiprocess_mode="mostrecent"
+)
+SUBSCRIPTIONS = Gauge(
+    "billing_subscriptions", "Subscriptions stored.", multiprocess_mode="mostrecent"
 )
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}

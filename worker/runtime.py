@@ -9,6 +9,7 @@
 ``BILLING_BREAKER_THRESHOLD``             consecutive failures that open the breaker (5)
 ``BILLING_BREAKER_COOLDOWN_MS``           how long it stays open at first (5000)
 ``BILLING_JANITOR_INTERVAL_MS``           how often the janitor looks at ``bw:work`` (1000)
+``BILLING_CLOCK_OFFSET_MS``               test clock: shift "now" by this much (tests, demo)
 ========================================  ======================================================
 """
 
@@ -25,7 +26,7 @@ from worker import keys
 from worker.broker import redis_url
 from worker.charges.pipeline import Charger, ChargeSettings, Deps
 from worker.charges.policy import DEFAULT_DUNNING_MS, parse_schedule
-from worker.clock import SYSTEM, Clock
+from worker.clock import Clock, from_env
 from worker.errors import ConfigurationError
 from worker.gateway.txpg.adapter import TxpgChargeGateway
 from worker.gateway.txpg.client import TxpgClient
@@ -74,8 +75,9 @@ class Runtime:
         self.redis.close()
 
 
-def build(env: Mapping[str, str] | None = None, clock: Clock = SYSTEM) -> Runtime:
+def build(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> Runtime:
     env = dict(os.environ) if env is None else env
+    clock = from_env(env) if clock is None else clock
     txpg_settings = TxpgSettings.from_env(env)
     settings = charge_settings(env)
     if settings.lease_ms <= txpg_settings.deadline * 1000:

@@ -64,23 +64,67 @@ def worker(
 
 
 @app.command("scheduler")
-def scheduler() -> None:
-    """Run the APScheduler process (no jobs yet: the due sweep arrives next).
+def scheduler(
+    metrics_port: int = typer.Option(
+        9192,
+        min=0,
+        max=65535,
+        envvar="BILLING_SCHEDULER_METRICS_PORT",
+        help="Serve the scheduler's Prometheus metrics on this port (0: off).",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", envvar="BILLING_METRICS_HOST", help="Address for the metrics server."
+    ),
+) -> None:
+    """Run the scheduler: the due sweep, the janitor and metrics, on APScheduler.
 
-    Needs BILLING_REDIS_URL. It starts with the job defaults every job must have (no silent
-    misfire skips) and runs until stopped. The janitor that resumes stalled charges already
-    runs inside `billing worker`.
+    Needs BILLING_REDIS_URL. Run two for availability: they share a leader lease in Redis
+    and only the holder sweeps; a standby takes over within BILLING_SCHEDULER_LEASE_MS
+    (10 s) of the leader's death, at once after a clean stop. Settings: BILLING_SWEEP_*,
+    BILLING_CATCH_UP (all | latest), BILLING_SCHEDULER_LEASE_MS; see schedules/process.py.
+    Stops on SIGINT or SIGTERM, giving the lease up.
     """
+    import signal
+
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    _require_redis()
-    logs.configure("INFO")
-    sched = BlockingScheduler(
-        timezone="UTC",
-        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-    )
-    logging.getLogger("worker.scheduler").info("scheduler_started jobs=%d", len(sched.get_jobs()))
+    from schedules.process import JOB_DEFAULTS, Jobs, SchedulerSettings
+    from worker import broker
+    from worker.clock import from_env
+    from worker.store import connect
+
+    url = _require_redis()
+    level = os.environ.get("BILLING_LOG_LEVEL", "INFO")
+    logs.configure(level)
+    if level.upper() != "DEBUG":  # APScheduler logs every run of every job at INFO
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        settings = SchedulerSettings.from_env()
+        clock = from_env(os.environ)
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    broker.setup(url)
+    from worker import actors
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+    jobs = Jobs(connect(url), actors.send_charges, clock, settings)
+    sched = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
+    jobs.install(sched)
+
+    def stop(signum: int, frame: object) -> None:
+        sched.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log = logging.getLogger("worker.scheduler")
+    log.info("scheduler_started jobs=%s", ",".join(job.id for job in sched.get_jobs()))
+    jobs.sweep()  # at once, not one interval after start
     try:
         sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        sched.shutdown(wait=False)
+    finally:
+        jobs.stop()
+        log.info("scheduler_stopped")
