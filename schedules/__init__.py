@@ -1,5 +1,7 @@
-"""Scheduled jobs (due sweep, payout runs, janitor) run by APScheduler.
+"""The scheduler: what comes due when, swept exactly once (see docs/scheduling.md).
 
-Empty for now: the scheduler arrives with the schedules issue. The package exists so the
-project's shape matches its design and the Dockerfile's scheduler service has a home.
+* ``plan``: pure decisions for one due subscription (periods to open or skip, next look);
+* ``sweep``: claim, decide, record, ring, under the leader lease;
+* ``process``: the APScheduler jobs of ``billing scheduler``;
+* ``forecast`` and ``simulate``: upcoming charges, and the real pipeline over virtual time.
 """
