@@ -28,7 +28,7 @@ import structlog
 from schedules.plan import decide
 from worker.clock import Clock
 from worker.periods import CatchUp
-from worker.store.schedule import DueIndex, LeaseLost
+from worker.store.schedule import Decision, DueIndex, LeaseLost
 from worker.subscriptions import Subscription
 
 log = structlog.get_logger("schedules.sweep")
@@ -89,8 +89,9 @@ class Sweeper:
                 claimed = self.index.claim(self.token, now, s.claim_ms, s.batch)
                 _crash_if("sweep_after_claim")
                 decisions = [
-                    decide(Subscription.from_hash(data, sub_id), data["updated_at"], now, s.policy)
+                    decision
                     for sub_id, data in claimed
+                    if (decision := self._decide(sub_id, data, now)) is not None
                 ]
                 ring = self.index.record(self.token, now, now + s.grace_ms, decisions)
                 _crash_if("sweep_after_record")
@@ -110,6 +111,16 @@ class Sweeper:
         if subscriptions:
             log.info("swept", subscriptions=subscriptions, opened=opened, skipped=skipped)
         return SweepResult(True, subscriptions, opened, skipped)
+
+    def _decide(self, sub_id: str, data: dict[str, str], now: int) -> Decision | None:
+        """The decision, or None for a hash that cannot be read: it stays claimed and comes
+        back when the claim expires, logged each time, without stopping the others."""
+        try:
+            sub = Subscription.from_hash(data, sub_id)
+            return decide(sub, data["updated_at"], now, self.settings.policy)
+        except Exception as exc:
+            log.error("sweep_unreadable_subscription", subscription=sub_id, error=repr(exc))
+            return None
 
     def resign(self) -> None:
         """Give the lease up (on a clean shutdown), so a standby takes over at once."""

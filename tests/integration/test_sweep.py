@@ -86,7 +86,8 @@ def test_the_latest_policy_charges_the_newest_and_records_the_rest(r: redis.Redi
     for day in ("2026-03-01", "2026-03-02", "2026-03-03"):
         period = charges.period("sub_1", day)
         assert (period["status"], period["reason"]) == ("skipped", "missed")
-    skipped = [events.parse(f) for _, f in r.xrange(keys.EVENTS)]  # type: ignore[union-attr]
+    entries: list[tuple[str, dict[str, str]]] = r.xrange(keys.EVENTS)  # type: ignore[assignment]
+    skipped = [events.parse(fields) for _, fields in entries]
     assert [(e["type"], e["key"]) for e in skipped] == [
         ("period.skipped", f"sub_1|2026-03-0{n}") for n in (1, 2, 3)
     ]
@@ -118,7 +119,7 @@ def test_a_cancelled_subscription_leaves_the_schedule(r: redis.Redis) -> None:
 
 
 def test_a_change_between_claim_and_record_is_looked_at_again(r: redis.Redis) -> None:
-    clock, bell = FixedClock(T0), Bell()
+    clock = FixedClock(T0)
     store.create(r, daily("sub_1"), clock)
     index = DueIndex(r)
     assert index.lead("me", 10_000)
@@ -184,3 +185,14 @@ def test_a_long_catch_up_is_done_in_bounded_steps(r: redis.Redis) -> None:
     keys_rung = [p for _, p in bell.rung]
     assert result.opened == len(keys_rung) == len(set(keys_rung)) == 182
     assert keys_rung == sorted(keys_rung)
+
+
+def test_an_unreadable_subscription_does_not_stop_the_others(r: redis.Redis) -> None:
+    clock, bell = FixedClock(T0), Bell()
+    store.create(r, daily("sub_1"), clock)
+    store.create(r, daily("sub_2"), clock)
+    r.hset(keys.sub("sub_1"), "amount_minor", "not a number")
+    result = sweeper(r, clock, bell).sweep()
+    assert bell.rung == [("sub_2", "2026-03-01")]
+    assert result.subscriptions == 2
+    assert r.zscore(keys.DUE, "sub_1") == T0 + 60_000  # still claimed: back in a minute
