@@ -57,7 +57,7 @@ def _pipelined(
                 broker.heartbeat_timeout,
                 broker.dead_message_ttl,
                 0,  # no maintenance pass from the scheduler's hot path
-                broker._max_unpack_size(),
+                broker._max_unpack_size(),  # type: ignore[no-untyped-call]
                 message.options["redis_message_id"],
                 message.encode(),
             ],

@@ -83,7 +83,8 @@ def test_help_of_every_command(command: str) -> None:
 
 def test_create_says_what_it_created(redis_url: str, r: redis.Redis) -> None:
     result = run(
-        redis_url, *CREATE, "--description", "Gym [bold]", "--cadence", "interval=month",
+        redis_url, *CREATE, "--description", "Gym [bold]", "--cadence", "cadence=daily",
+        "--cadence", "start=2026-01-01",
         "--metadata", "plan=gold", "--language", "en",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -91,7 +92,7 @@ def test_create_says_what_it_created(redis_url: str, r: redis.Redis) -> None:
     sub = store.require(r, "sub_1")
     assert (str(sub.amount), sub.stored_id, sub.description) == ("9.99 AZN", 5125, "Gym [bold]")
     assert (dict(sub.cadence), dict(sub.metadata), sub.language) == (
-        {"interval": "month"},
+        {"cadence": "daily", "start": "2026-01-01"},
         {"plan": "gold"},
         "en",
     )
@@ -138,8 +139,8 @@ def test_create_refuses_bad_input_and_stores_nothing(
 
 
 def test_a_repeated_key_is_refused(redis_url: str, r: redis.Redis) -> None:
-    result = run(redis_url, *CREATE, "--cadence", "interval=month", "--cadence", "interval=week")
-    refused(result, "--cadence interval is given twice")
+    result = run(redis_url, *CREATE, "--cadence", "cadence=daily", "--cadence", "cadence=weekly")
+    refused(result, "--cadence cadence is given twice")
     assert r.keys("*") == []
 
 
@@ -174,18 +175,18 @@ def test_the_redis_url_option_works_without_the_environment(redis_url: str) -> N
 
 
 def test_show_prints_exact_amounts_and_json(redis_url: str) -> None:
-    run(redis_url, *CREATE, "--cadence", "interval=month")
+    run(redis_url, *CREATE, "--cadence", "cadence=daily", "--cadence", "start=2026-01-01")
     text = run(redis_url, "show", "sub_1")
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
     assert "amount:      9.99 AZN" in lines
     assert "status:      active" in lines
-    assert "cadence:     interval=month" in lines
+    assert "cadence:     cadence=daily start=2026-01-01" in lines
     shown = json.loads(run(redis_url, "show", "sub_1", "--json").stdout)
     assert shown["amount"] == "9.99"
     assert shown["currency"] == "AZN"
     assert shown["stored_id"] == 5125
-    assert shown["cadence"] == {"interval": "month"}
+    assert shown["cadence"] == {"cadence": "daily", "start": "2026-01-01"}
 
 
 @pytest.mark.parametrize(
@@ -208,8 +209,10 @@ def test_list_shows_a_table_filters_and_pages(redis_url: str) -> None:
     assert "9.99 AZN" in table.stdout
     paused = json.loads(run(redis_url, "list", "--status", "paused", "--json").stdout)
     assert [s["id"] for s in paused] == ["sub_2"]
+    everything = json.loads(run(redis_url, "list", "--json").stdout)
+    assert sorted(s["id"] for s in everything) == ["sub_1", "sub_2", "sub_3"]
     page = json.loads(run(redis_url, "list", "--limit", "1", "--offset", "1", "--json").stdout)
-    assert [s["id"] for s in page] == ["sub_2"]
+    assert page == everything[1:2]
     assert run(redis_url, "list", "--status", "cancelled").stdout == (
         "no subscriptions with status cancelled\n"
     )
@@ -231,19 +234,24 @@ def test_list_refuses_bad_options(redis_url: str, args: list[str], message: str)
 
 
 def test_update_says_what_changed(redis_url: str, r: redis.Redis) -> None:
-    run(redis_url, *CREATE, "--cadence", "interval=month", "--cadence", "anchor=2024-01-31")
+    run(redis_url, *CREATE, "--cadence", "cadence=daily", "--cadence", "start=2026-01-01",
+        "--cadence", "trial_end=2026-01-31")  # fmt: skip
     result = run(
-        redis_url, "update", "sub_1", "--amount", "12.50", "--cadence", "anchor=",
+        redis_url, "update", "sub_1", "--amount", "12.50", "--cadence", "trial_end=",
         "--metadata", "plan=gold",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout == (
         "updated sub_1: amount 9.99 AZN -> 12.50 AZN; "
-        "cadence anchor=2024-01-31 interval=month -> interval=month; "
+        "cadence cadence=daily start=2026-01-01 trial_end=2026-01-31 -> "
+        "cadence=daily start=2026-01-01; "
         "metadata (none) -> plan=gold\n"
     )
     sub = store.require(r, "sub_1")
-    assert (str(sub.amount), dict(sub.cadence)) == ("12.50 AZN", {"interval": "month"})
+    assert (str(sub.amount), dict(sub.cadence)) == (
+        "12.50 AZN",
+        {"cadence": "daily", "start": "2026-01-01"},
+    )
 
 
 def test_a_new_card_reactivates_a_needs_new_card_subscription(
@@ -324,3 +332,194 @@ def test_pause_resume_cancel_say_what_happened(redis_url: str, r: redis.Redis) -
 @pytest.mark.parametrize("command", ["pause", "resume", "cancel"])
 def test_status_commands_on_a_missing_subscription(redis_url: str, command: str) -> None:
     refused(run(redis_url, command, "ghost"), "no subscription ghost")
+
+
+# schedule options (create / update) and cancel --at-period-end
+
+
+SCHEDULE_CASES = [
+    (["--every", "monthly", "--anchor-day", "31", "--start", "2026-01-31", "--charge-time",
+      "09:30", "--zone", "Europe/London", "--trial-end", "2026-03-01", "--end", "2027-01-01"],
+     {"cadence": "monthly", "anchor_day": "31", "start": "2026-01-31", "charge_time": "09:30",
+      "timezone": "Europe/London", "trial_end": "2026-03-01", "end": "2027-01-01"}),
+    (["--every", "months", "--interval", "3", "--start", "2026-01-01"],
+     {"cadence": "months", "interval": "3", "start": "2026-01-01"}),
+    (["--every", "yearly", "--anchor", "02-29", "--start", "2026-01-01"],
+     {"cadence": "yearly", "anchor": "02-29", "start": "2026-01-01"}),
+    (["--every", "weekly", "--weekday", "fri", "--start", "2026-01-01"],
+     {"cadence": "weekly", "weekday": "fri", "start": "2026-01-01"}),
+    (["--every", "days", "--interval", "10", "--start", "2026-01-01"],
+     {"cadence": "days", "interval": "10", "start": "2026-01-01"}),
+    (["--cron", "0 9 1 * *", "--start", "2026-01-01"],
+     {"cadence": "cron", "expr": "0 9 1 * *", "start": "2026-01-01"}),
+    (["--every", "daily", "--cadence", "charge_time=08:00", "--start", "2026-01-01"],
+     {"cadence": "daily", "charge_time": "08:00", "start": "2026-01-01"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("options", "cadence"), SCHEDULE_CASES)
+def test_create_with_schedule_options_fills_the_cadence(
+    redis_url: str, r: redis.Redis, options: list[str], cadence: dict[str, str]
+) -> None:
+    result = run(redis_url, *CREATE, *options)
+    assert result.exit_code == 0, result.output
+    assert dict(store.require(r, "sub_1").cadence) == cadence
+
+
+def test_start_defaults_to_today_in_the_schedule_zone(redis_url: str, r: redis.Redis) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    zones = {"sub_k": "Pacific/Kiritimati", "sub_p": "Pacific/Pago_Pago", "sub_b": None}
+    for sub_id, zone in zones.items():
+        name = zone or "Asia/Baku"
+        days = {dt.datetime.now(ZoneInfo(name)).date().isoformat()}  # UTC+14, UTC-11, UTC+4
+        extra = ["--zone", zone] if zone else []
+        result = run(redis_url, "create", "--id", sub_id, *CREATE[3:], "--every", "daily", *extra)
+        assert result.exit_code == 0, result.output
+        days.add(dt.datetime.now(ZoneInfo(name)).date().isoformat())  # midnight passed meanwhile
+        assert store.require(r, sub_id).cadence["start"] in days
+    help_text = " ".join(
+        CliRunner().invoke(app, ["subscriptions", "create", "--help"]).stdout.split()
+    )
+    assert "(default: today in --zone)" in help_text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--every", "fortnightly"], "cadence 'fortnightly' is not one of monthly, months"),
+        (["--every", "monthly", "--anchor-day", "32"], "cadence anchor_day '32' is invalid"),
+        (["--every", "daily", "--zone", "Mars/Olympus"],
+         "cadence timezone 'Mars/Olympus' is not an IANA time zone name"),
+        (["--every", "daily", "--start", "2026-02-30"], "cadence start '2026-02-30' is not a"),
+        (["--cron", "0 9 1 * *", "--charge-time", "09:00"],
+         "cadence field 'charge_time' is not used by a cron cadence"),
+        (["--cron", "0 9 * * 1"], "name the days of the week (mon-sun), not numbers"),
+        (["--every", "months"], "cadence interval is missing"),
+        (["--every", "weekly", "--anchor-day", "3"], "'anchor_day' is not used by a weekly"),
+        (["--every", "daily", "--charge-time", "24:00"], "cadence charge_time '24:00' is invalid"),
+        (["--every", "daily", "--start", "2026-01-01", "--end", "2025-01-01"],
+         "cadence end 2025-01-01 is before start 2026-01-01"),
+        (["--zone", "UTC"], "a schedule needs --every (monthly, months, yearly"),
+        (["--every", "daily", "--start", "2026-01-01", "--cadence", "start=2026-01-02"],
+         "cadence start is given twice: by --start and by --cadence start="),
+        (["--cadence", "cadence=daily", "--cadence", "bogus=1"],
+         "cadence field 'bogus' is not used by a daily cadence"),
+    ],
+)  # fmt: skip
+def test_create_refuses_a_bad_schedule_and_stores_nothing(
+    redis_url: str, r: redis.Redis, options: list[str], message: str
+) -> None:
+    refused(run(redis_url, *CREATE, *options), message)
+    assert r.keys("*") == []
+
+
+def test_update_changes_the_schedule_with_options(redis_url: str, r: redis.Redis) -> None:
+    run(redis_url, *CREATE, "--every", "daily", "--start", "2026-01-01")
+    weekly = run(redis_url, "update", "sub_1", "--every", "weekly", "--weekday", "mon",
+                 "--charge-time", "10:00")  # fmt: skip
+    assert weekly.exit_code == 0, weekly.output
+    assert weekly.stdout == (
+        "updated sub_1: cadence cadence=daily start=2026-01-01 -> "
+        "cadence=weekly charge_time=10:00 start=2026-01-01 weekday=mon\n"
+    )
+    monthly = run(redis_url, "update", "sub_1", "--every", "monthly", "--weekday", "",
+                  "--anchor-day", "15", "--zone", "UTC")  # fmt: skip
+    assert monthly.exit_code == 0, monthly.output
+    assert dict(store.require(r, "sub_1").cadence) == {
+        "cadence": "monthly", "anchor_day": "15", "charge_time": "10:00",
+        "start": "2026-01-01", "timezone": "UTC",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--every", "monthly"], "cadence field 'weekday' is not used by a monthly cadence"),
+        (["--zone", "Nowhere/Else"], "cadence timezone 'Nowhere/Else' is not an IANA"),
+        (["--start", "2026-13-01"], "cadence start '2026-13-01' is not a calendar date"),
+        (["--every", ""], "a schedule needs --every"),
+        (["--start", ""], "cadence start is missing"),
+        (["--end", "2025-12-31"], "cadence end 2025-12-31 is before start 2026-01-01"),
+    ],
+)
+def test_update_refuses_a_bad_schedule_and_changes_nothing(
+    redis_url: str, r: redis.Redis, options: list[str], message: str
+) -> None:
+    run(redis_url, *CREATE, "--every", "weekly", "--weekday", "mon", "--start", "2026-01-01")
+    before = dump(r)
+    refused(run(redis_url, "update", "sub_1", *options), message)
+    assert dump(r) == before
+
+
+def test_update_needs_every_to_add_a_schedule(redis_url: str, r: redis.Redis) -> None:
+    run(redis_url, *CREATE)
+    before = dump(r)
+    refused(run(redis_url, "update", "sub_1", "--charge-time", "10:00"), "needs --every")
+    assert dump(r) == before
+    added = run(redis_url, "update", "sub_1", "--every", "daily", "--start", "2026-01-01")
+    assert added.exit_code == 0, added.output
+    assert dict(store.require(r, "sub_1").cadence) == {"cadence": "daily", "start": "2026-01-01"}
+
+
+def _expected_end(cadence: dict[str, str]) -> tuple[str, str]:
+    """What cancel --at-period-end stores, and the current period, as of now."""
+    from worker.clock import SYSTEM
+    from worker.periods import cancel_at_period_end, parse_cadence, period_at
+
+    parsed, now = parse_cadence(cadence), SYSTEM.now_ms()
+    current = period_at(parsed, now)
+    return cancel_at_period_end(parsed, now).isoformat(), current.key if current else ""
+
+
+def test_cancel_at_period_end_sets_the_end_and_keeps_the_status(
+    redis_url: str, r: redis.Redis
+) -> None:
+    cadence = {"cadence": "monthly", "anchor_day": "1", "start": "2020-01-01", "timezone": "UTC"}
+    run(redis_url, *CREATE, "--every", "monthly", "--anchor-day", "1", "--start", "2020-01-01",
+        "--zone", "UTC")  # fmt: skip
+    before = _expected_end(cadence)
+    result = run(redis_url, "cancel", "sub_1", "--at-period-end")
+    after = _expected_end(cadence)
+    assert result.exit_code == 0, result.output
+    sub = store.require(r, "sub_1")
+    assert sub.status is SubscriptionStatus.ACTIVE
+    assert (sub.cadence["end"], sub.cadence["end"][8:]) in {
+        (before[0], "01"), (after[0], "01")
+    }  # the first day of the month after this one  # fmt: skip
+    end, current = before if sub.cadence["end"] == before[0] else after
+    assert result.stdout == (
+        f"sub_1 ends on {end}: its current period {current} is the last one charged; "
+        "it stays active until then\n"
+    )
+    assert {k: v for k, v in sub.cadence.items() if k != "end"} == cadence
+    unchanged = dump(r)
+    again = run(redis_url, "cancel", "sub_1", "--at-period-end")
+    assert (again.exit_code, again.stdout) == (0, f"sub_1 already ends on {end}: nothing changed\n")
+    assert dump(r) == unchanged
+
+
+def test_cancel_at_period_end_before_the_first_period(redis_url: str, r: redis.Redis) -> None:
+    run(redis_url, *CREATE, "--every", "daily", "--start", "2099-01-01")
+    result = run(redis_url, "cancel", "sub_1", "--at-period-end")
+    assert result.stdout == (
+        "sub_1 ends on 2099-01-01, before its first period: nothing will be charged\n"
+    )
+    assert store.require(r, "sub_1").cadence["end"] == "2099-01-01"
+
+
+def test_cancel_at_period_end_is_refused_without_a_schedule_or_when_cancelled(
+    redis_url: str, r: redis.Redis
+) -> None:
+    run(redis_url, *CREATE)
+    before = dump(r)
+    refused(run(redis_url, "cancel", "sub_1", "--at-period-end"), "sub_1 has no schedule")
+    assert dump(r) == before
+    refused(run(redis_url, "cancel", "ghost", "--at-period-end"), "no subscription ghost")
+    assert run(redis_url, "cancel", "sub_1").stdout == "cancelled sub_1\n"
+    cancelled = dump(r)
+    refused(run(redis_url, "cancel", "sub_1", "--at-period-end"), "sub_1 is already cancelled")
+    assert dump(r) == cancelled
+    help_text = CliRunner().invoke(app, ["subscriptions", "cancel", "--help"]).stdout
+    assert "--at-period-end" in help_text

@@ -262,7 +262,11 @@ def test_update_changes_what_is_given(r: redis.Redis, clock: FixedClock) -> None
     )
     assert str(updated.amount) == "12.50 AZN"
     assert (updated.description, updated.language) == ("Gym plus", "en")
-    assert dict(updated.cadence) == {"cadence": "monthly", "start": "2026-01-31", "anchor_day": "15"}
+    assert dict(updated.cadence) == {
+        "cadence": "monthly",
+        "start": "2026-01-31",
+        "anchor_day": "15",
+    }
     assert dict(updated.metadata) == {"plan": "silver"}
     assert (updated.created_at, updated.updated_at) == (T0, T0 + 5000)
     assert store.require(r, "sub_1") == updated
@@ -503,3 +507,14 @@ def test_list_filters_by_status_across_scan_pages(
 def test_list_rejects_bad_arguments(r: redis.Redis, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         store.list_subscriptions(r, **kwargs)
+
+
+def test_every_returns_each_once_while_the_index_moves(r: redis.Redis, clock: FixedClock) -> None:
+    for n in range(25):
+        store.create(r, new_sub(f"sub_{n:02}"), clock)
+    seen = []
+    for sub in store.every(r, page=4):
+        seen.append(sub.id)
+        # the scheduler moves subscriptions meanwhile: the one just read to the end
+        r.zadd(keys.DUE, {sub.id: T0 + 10**9})
+    assert sorted(seen) == [f"sub_{n:02}" for n in range(25)]

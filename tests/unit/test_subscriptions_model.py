@@ -33,7 +33,12 @@ def make(**changes: Any) -> Subscription:
 
 
 def test_a_valid_subscription_keeps_exact_values() -> None:
-    sub = make(description="Gym", language="en", cadence={"cadence": "monthly", "start": "2026-01-31"}, now_ms=7)
+    sub = make(
+        description="Gym",
+        language="en",
+        cadence={"cadence": "monthly", "start": "2026-01-31"},
+        now_ms=7,
+    )
     assert sub.amount == Money(999, "AZN")
     assert str(sub.amount) == "9.99 AZN"
     assert (sub.stored_id, sub.language, sub.status) == (5125, "en", SubscriptionStatus.ACTIVE)

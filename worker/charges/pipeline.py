@@ -234,7 +234,8 @@ class _Run:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
         amount = Money(int(period["amount_minor"]), period["currency"])
         self.declines = int(period.get("declines") or 0)
-        sub = Subscription.from_hash(snap.subscription, self.claim.sub_id) if snap.subscription else None
+        sub_hash, sub_id = snap.subscription, self.claim.sub_id
+        sub = Subscription.from_hash(sub_hash, sub_id) if sub_hash else None
         if stopped is not None:
             why = f"halted: {stopped.get('reason', '')}"
             return self.wait(self.now() + d.settings.halt_recheck_ms, why)

@@ -46,6 +46,7 @@ import worker.cli.charge  # noqa: E402
 import worker.cli.demo  # noqa: E402
 import worker.cli.dlq  # noqa: E402
 import worker.cli.events  # noqa: E402
+import worker.cli.forecast  # noqa: E402
 import worker.cli.sandbox  # noqa: E402
 import worker.cli.subscriptions  # noqa: E402
 import worker.cli.worker_cmd  # noqa: E402, F401

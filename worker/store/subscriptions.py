@@ -192,7 +192,8 @@ def list_subscriptions(
 ) -> list[Subscription]:
     """Subscriptions soonest due first (then by id; those never due again last), optionally
     only those in ``status``; ``offset`` counts matching subscriptions. The order follows the
-    scheduler, so pages read while it sweeps may shift. A status filter scans the index (there is no index by status).
+    scheduler, so pages read while it sweeps may shift. A status filter scans the index
+    (there is no index by status).
     """
     wanted = _status(status)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -221,7 +222,7 @@ def count(r: redis.Redis, *, status: SubscriptionStatus | str | None = None) -> 
     wanted = _status(status)
     if wanted is None:
         return int(r.zcard(keys.DUE))
-    return sum(1 for sub in _scan(r) if sub.status is wanted)
+    return sum(1 for sub in every(r) if sub.status is wanted)
 
 
 def update(
@@ -343,7 +344,8 @@ def _replace_if_unchanged(
     r: redis.Redis, sub_id: str, expected: Mapping[str, str], new: Mapping[str, str], now: int
 ) -> bool:
     """Write ``new`` only if the hash still holds exactly ``expected``."""
-    args = [now, sub_id, str(len(expected)), *_flatten(expected), *_flatten(new)]
+    args: list[str | int] = [now, sub_id, str(len(expected)), *_flatten(expected)]
+    args += _flatten(new)
     script = r.register_script(_REPLACE_IF_UNCHANGED)
     return bool(script(keys=[keys.sub(sub_id), keys.DUE], args=args))
 
@@ -356,6 +358,25 @@ def _load(r: redis.Redis, ids: list[str]) -> list[Subscription | None]:
         Subscription.from_hash(raw, sub_id) if raw else None
         for sub_id, raw in zip(ids, pipe.execute(), strict=True)
     ]
+
+
+def every(r: redis.Redis, page: int = SCAN_PAGE) -> Iterator[Subscription]:
+    """Every subscription, each exactly once, in no particular order, even while the
+    scheduler moves them in the due index (ZSCAN returns every member present for the whole
+    scan at least once; repeats are dropped).
+    """
+    seen: set[str] = set()
+    batch: list[str] = []
+    for member, _ in r.zscan_iter(keys.DUE, count=page):
+        sub_id = str(member)
+        if sub_id in seen:
+            continue
+        seen.add(sub_id)
+        batch.append(sub_id)
+        if len(batch) >= page:
+            yield from (s for s in _load(r, batch) if s is not None)
+            batch = []
+    yield from (s for s in _load(r, batch) if s is not None)
 
 
 def _scan(r: redis.Redis) -> Iterator[Subscription]:
