@@ -34,6 +34,10 @@ class FixedClock:
     def advance(self, ms: int) -> None:
         self._now += ms
 
+    def set(self, ms: int) -> None:
+        """Jump to ``ms`` (the simulator moves time forward only; nothing here checks that)."""
+        self._now = ms
+
 
 class OffsetClock:
     """The system clock shifted by a fixed amount: the test clock shared by processes.

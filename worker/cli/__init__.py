@@ -48,5 +48,6 @@ import worker.cli.dlq  # noqa: E402
 import worker.cli.events  # noqa: E402
 import worker.cli.forecast  # noqa: E402
 import worker.cli.sandbox  # noqa: E402
+import worker.cli.simulate  # noqa: E402
 import worker.cli.subscriptions  # noqa: E402
 import worker.cli.worker_cmd  # noqa: E402, F401
