@@ -1,209 +1,951 @@
-"""The end-to-end demo: its own Redis, the sandbox gateway, and real TXPG chains over HTTP.
+"""The end-to-end demo (``make demo``, ``billing demo``): the whole product on this machine.
 
-Today it shows the foundation: a recurring charge with a saved card (Order_REC, then
-set-src-token with a storedId, then exec-tran Single/UnspecifiedMit), a soft decline that
-succeeds after the card is topped up, an OCT payout to a card, each order read back from the
-gateway, and the sandbox's ledger of the money that moved. Everything it starts, it stops.
+1. It starts what production runs, privately: a Redis (:class:`EmbeddedRedis`), the sandbox
+   gateway (a child process), one ``billing worker`` and one ``billing scheduler``, with
+   dunning in seconds (``BILLING_DUNNING=3s,3s``) instead of days.
+2. It imports the sample subscriptions (``worker/demo_subscriptions.csv``, its ``{today}``
+   cells filled in) with ``billing subscriptions import``. They are monthly from today at
+   00:00 UTC, so every first period is due at once. The ``metadata.story`` column says what
+   each one is there to show: ``approve``, ``top_up`` (no funds; the demo tops the card up
+   after the first decline and the dunning retry is paid), ``replay`` (still short after
+   that top-up: dunning runs out and the period is dead-lettered; the demo tops up again
+   and replays it) and ``hard_decline`` (stolen or expired card: dead-lettered at once).
+3. It follows the event stream while the scheduler and the worker charge them, printing a
+   line per event, and waits on conditions in Redis (never on fixed sleeps), with deadlines.
+4. It prints the outcomes, then ``billing dlq list``, ``billing dlq replay ID --yes`` and
+   ``billing events tail``, as an operator would type them.
+5. It sends an OCT payout straight through the TXPG client, then checks the sandbox's ledger:
+   one debit for each paid period and none for the others.
+6. It stops everything it started (process groups: SIGTERM, then SIGKILL) and checks that
+   nothing is left.
+
+It exits 0 only if every outcome was the expected one and nothing it started still runs;
+otherwise it says what went wrong and exits 1. Nothing secret is printed: cards appear as
+their masked numbers, and order passwords and the merchant password never leave the
+processes that use them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import datetime as dt
+import enum
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, TypeVar
 
+import httpx
+import redis
+from rich.box import SIMPLE_HEAD
 from rich.console import Console
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
+from worker import keys
+from worker.charges.states import PeriodStatus
 from worker.embedded_redis import EmbeddedRedis
-from worker.errors import Declined, GatewayError
+from worker.errors import BillingError, Declined, GatewayError
 from worker.gateway.txpg.client import TxpgClient
-from worker.gateway.txpg.models import (
-    CardNumber,
-    OrderRequest,
-    OrderType,
-    StoredCard,
-    TranRequest,
-)
+from worker.gateway.txpg.codes import pmo_code
+from worker.gateway.txpg.models import CardNumber, OrderRequest, OrderType, TranRequest
 from worker.money import Money, parse_amount
-from worker.sandbox import SandboxServer
+from worker.periods import parse_cadence, period_at
+from worker.sandbox import SandboxProcess
 from worker.settings import TxpgSettings
+from worker.store import connect
+from worker.store import deadletters as dlq
+from worker.store import events as stream
+from worker.store import subscriptions as subs
+from worker.subscriptions import Subscription
 
 T = TypeVar("T")
 
+#: The sample subscriptions, shipped beside this module; ``{today}`` becomes today's UTC date.
+SAMPLE_FILE = "demo_subscriptions.csv"
+TODAY = "{today}"
+#: Dunning in seconds: attempt 1, then 3 s later attempt 2, then 3 s later attempt 3.
+DUNNING = "3s,3s"
+DUNNING_ATTEMPTS = 1 + len(DUNNING.split(","))
+#: The first top-up covers the 9.99 plan and leaves too little for the 49.00 one.
+FIRST_TOP_UP = "20.00"
+SECOND_TOP_UP = "50.00"
+CURRENCY = "AZN"
 #: The reference's test card as an OCT destination: shown masked, never in clear.
 PAYOUT_PAN = "4169741330151778"
+PAYOUT_AMOUNT = "25.00"
+
+BOOT_TIMEOUT = 45.0  #: for the worker and the scheduler to come up (a cold, busy machine)
+CHARGE_TIMEOUT = 60.0  #: for every first period to be paid or dead-lettered
+REPLAY_TIMEOUT = 30.0
+CLI_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0  #: per process group, between SIGTERM and SIGKILL
+POLL = 0.1
+
+#: Dramatiq logs this once a worker process has booted.
+WORKER_READY = "Worker process is ready for action."
+#: The demo's actor in the audit log (``billing dlq replay --actor``).
+ACTOR = "demo"
 
 
-@dataclass
-class Outcome:
-    title: str
-    approved: bool
-    orders: list[int]
+class Story(enum.StrEnum):
+    """What a sample subscription is there to show (its ``metadata.story``)."""
+
+    APPROVE = "approve"
+    TOP_UP = "top_up"
+    REPLAY = "replay"
+    HARD_DECLINE = "hard_decline"
 
 
-class Story:
-    """Prints each gateway step as a table row."""
+EXPECTED = {
+    Story.APPROVE: "paid at once",
+    Story.TOP_UP: "declined, card topped up, paid on the retry",
+    Story.REPLAY: "dunning runs out, dead letter, replayed",
+    Story.HARD_DECLINE: "dead letter at once, needs a new card",
+}
 
-    def __init__(self, console: Console, title: str) -> None:
-        self.console = console
-        self.table = Table(title=title, title_justify="left", show_lines=False)
-        for column in ("step", "call", "result"):
-            self.table.add_column(column)
 
-    def step(self, name: str, call: str, run: Callable[[], T], show: Callable[[T], str]) -> T:
+class DemoFailed(Exception):
+    """The story did not happen as expected; the message says what went wrong."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM: stop everything, as for Ctrl-C."""
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn: Any = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    fn.restype = ctypes.c_int
+    prctl: Callable[..., int] = fn
+    return prctl
+
+
+def _term_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn``: Linux sends the child SIGTERM (a clean stop) if the demo dies
+    without its ``finally`` running (SIGKILL). A backstop, not the way things stop.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel whether the group has anyone left
         try:
-            result = run()
-        except Declined as exc:
-            self.table.add_row(name, call, f"[yellow]declined[/]: {exc} [{exc.decline_class}]")
-            raise
-        except GatewayError as exc:
-            self.table.add_row(name, call, f"[red]{type(exc).__name__}[/]: {exc}")
-            raise
-        self.table.add_row(name, call, show(result))
-        return result
-
-    def print(self) -> None:
-        self.console.print(self.table)
-
-
-def recurring_charge(client: TxpgClient, story: Story, stored_id: int, amount: Money) -> int:
-    """One attempt of the recurring chain. Returns the order id; raises on a decline."""
-    request = OrderRequest(OrderType.RECURRING, amount, f"demo subscription, card {stored_id}")
-    order = story.step(
-        "create order",
-        f"POST /order/ Order_REC {amount}",
-        lambda: client.create_order(request),
-        lambda o: f"order {o.id}, {o.status_raw}",
-    )
-    story.step(
-        "set source",
-        f"POST /order/{order.id}/set-src-token storedId={stored_id}",
-        lambda: client.set_src_token(order.ref, StoredCard(stored_id)),
-        lambda t: f"{t.src_token.display_name if t.src_token else '?'}, {t.status_raw}",
-    )
-    story.step(
-        "execute",
-        f"POST /order/{order.id}/exec-tran Single UnspecifiedMit",
-        lambda: client.exec_tran(order.ref, TranRequest.purchase(amount)),
-        lambda r: (
-            f"[green]approved[/] code {r.approval_code}, PMO {r.pmo_result_code} {r.pmo_title}"
-        ),
-    )
-    story.step(
-        "read back",
-        f"GET /order/{order.id} (detailed)",
-        lambda: client.get_order(order.id, detailed=True),
-        lambda i: f"{i.status_raw}, {len(i.trans)} transaction(s), {i.amount}",
-    )
-    return order.id
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
 
 
-def payout(client: TxpgClient, story: Story, amount: Money) -> int:
-    card = CardNumber.parse(PAYOUT_PAN)
-    order = story.step(
-        "create order",
-        f"POST /order/ OCT {amount}",
-        lambda: client.create_order(
-            OrderRequest(OrderType.CREDIT, amount, "demo payout", title="Seller payout")
-        ),
-        lambda o: f"order {o.id}, {o.status_raw}",
-    )
-    story.step(
-        "set destination",
-        f"POST /order/{order.id}/set-dst-token PAN {card.masked}",
-        lambda: client.set_dst_token(order.ref, card),
-        lambda t: t.status_raw,
-    )
-    story.step(
-        "execute",
-        f"POST /order/{order.id}/exec-tran Single Credit",
-        lambda: client.exec_tran(order.ref, TranRequest.credit(amount)),
-        lambda r: f"[green]sent[/] code {r.approval_code}, PMO {r.pmo_result_code} {r.pmo_title}",
-    )
-    story.step(
-        "read back",
-        f"GET /order/{order.id} (detailed)",
-        lambda: client.get_order(order.id, detailed=True),
-        lambda i: f"{i.status_raw}, {len(i.trans)} transaction(s), {i.amount}",
-    )
-    return order.id
-
-
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc").is_dir():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     return True
 
 
-def run(console: Console) -> int:
-    """Run the demo; returns the process exit code (0 when every step went as expected)."""
-    console.print(
-        Panel.fit("billing-worker demo: TXPG chains against the local sandbox", style="bold")
-    )
-    with EmbeddedRedis() as redis_server, SandboxServer() as sandbox:
-        with redis_server.client() as r:
-            r.ping()
-        console.print(
-            f"Redis {redis_server.version} on {redis_server.url} (pid {redis_server.pid}, AOF on)\n"
-            f"Sandbox gateway on {sandbox.base_url}\n"
+def _wait_group_gone(pgid: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (members := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return members
+
+
+class Child:
+    """A long-running ``billing`` process in a process group (and session) of its own, so
+    that all of it (Dramatiq's forked workers too) is signalled and checked at once. Its
+    output goes to ``log``.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path):
+        self.name = name
+        self.log_path = log
+        self._log: IO[bytes] = log.open("ab")
+        self.popen = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_term_with_parent(),
         )
-        settings = TxpgSettings().with_base_url(sandbox.base_url)
-        amount = parse_amount("9.99", "AZN")
-        with TxpgClient(settings) as client:
-            story = Story(console, "1. Recurring charge: saved card 5125, 9.99 AZN")
-            recurring_charge(client, story, 5125, amount)
-            story.print()
 
-            story = Story(console, "2. Soft decline, then the card is topped up: card 5159")
-            try:
-                recurring_charge(client, story, 5159, amount)
-                raise AssertionError("card 5159 starts with no funds and must decline")
-            except Declined as exc:
-                soft = exc
-            sandbox.state.top_up(5159, parse_amount("50.00", "AZN"))
-            story.table.add_row(
-                "top up", "POST /_admin/cards/5159/top-up 50.00", "balance 50.00 AZN"
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 8, width: int = 200) -> str:
+        return "\n".join(line[:width] for line in self.text().splitlines()[-lines:])
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> list[int]:
+        """SIGTERM the group and wait; SIGKILL whatever is left. Returns the pids still alive
+        after that (there should be none).
+        """
+        self._signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+        left = _wait_group_gone(self.pid, 2.0)
+        if left or self.popen.poll() is None:
+            self._signal(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5.0)
+            left = _wait_group_gone(self.pid, 5.0)
+        self._log.close()
+        return left
+
+
+def billing_argv() -> list[str]:
+    """How to run the ``billing`` command of this installation."""
+    script = Path(sys.executable).with_name("billing")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; sys.argv[0] = 'billing'; from worker.cli import main; main()",
+    ]
+
+
+# --- the sample subscriptions -----------------------------------------------------------------
+
+
+def sample_text(today: dt.date) -> str:
+    """The sample file with ``{today}`` replaced by ``today`` (YYYY-MM-DD)."""
+    raw = resources.files("worker").joinpath(SAMPLE_FILE).read_text(encoding="utf-8")
+    return raw.replace(TODAY, today.isoformat())
+
+
+def story_of(sub: Subscription) -> Story:
+    try:
+        return Story(sub.metadata.get("story", ""))
+    except ValueError:
+        raise DemoFailed(f"{sub.id} has no known metadata.story") from None
+
+
+@dataclass
+class Sample:
+    sub: Subscription
+    story: Story
+    period: str  #: the key of its first period (today)
+
+    @property
+    def id(self) -> str:
+        return self.sub.id
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Demo:
+    console: Console
+    workdir: Path  #: Redis's data and the filled-in sample file; removed after a success
+    logdir: Path  #: the logs of the worker, the scheduler and the sandbox
+    started: float = field(default_factory=time.monotonic)
+    children: list[Child] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    cursor: str = "0-0"
+    topped_up: bool = False
+    samples: dict[str, Sample] = field(default_factory=dict)
+    cards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    server: EmbeddedRedis | None = None
+    sandbox: SandboxProcess | None = None
+    r: redis.Redis | None = None
+    admin: httpx.Client | None = None
+
+    # -- printing ------------------------------------------------------------------------
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:5.1f}s"
+
+    def say(self, text: str) -> None:
+        self.console.print(f"[dim]{self.elapsed()}[/]  {text}", highlight=False)
+
+    def heading(self, text: str) -> None:
+        self.console.print()
+        self.console.print(f"[bold]{text}[/]")
+
+    def check(self, what: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(what, ok, detail))
+        return ok
+
+    # -- Redis and the sandbox -------------------------------------------------------------
+
+    @property
+    def redis(self) -> redis.Redis:
+        assert self.r is not None
+        return self.r
+
+    @property
+    def sandbox_admin(self) -> httpx.Client:
+        assert self.admin is not None
+        return self.admin
+
+    def period(self, sample: Sample) -> dict[str, str]:
+        raw: Any = self.redis.hgetall(keys.period(sample.id, sample.period))
+        return dict(raw)
+
+    def status(self, sample: Sample) -> str:
+        return str(self.redis.hget(keys.period(sample.id, sample.period), "status") or "")
+
+    def settled(self, sample: Sample) -> Callable[[], bool]:
+        """A condition: the sample's period is paid or dead-lettered."""
+        return lambda: self.status(sample) in (PeriodStatus.PAID, PeriodStatus.DEAD)
+
+    def sub_status(self, sample: Sample) -> str:
+        return str(self.redis.hget(keys.sub(sample.id), "status") or "")
+
+    def order_of(self, sample: Sample, period: Mapping[str, str]) -> str:
+        if period.get("paid_order"):
+            return period["paid_order"]
+        n = period.get("attempt", "")
+        if not n.isdigit():
+            return ""
+        return str(
+            self.redis.hget(keys.attempt(sample.id, sample.period, int(n)), "order_id") or ""
+        )
+
+    def top_up(self, stored_id: int, amount: str, why: str) -> None:
+        response = self.sandbox_admin.post(
+            f"cards/{stored_id}/top-up", json={"amount": amount, "currency": CURRENCY}
+        )
+        if response.status_code != 200:
+            raise DemoFailed(f"the sandbox refused the top-up of card {stored_id}: {response.text}")
+        balance = response.json()["card"].get("balance", "?")
+        self.say(
+            f"[cyan]demo[/]        card {stored_id} topped up by {amount} {CURRENCY} "
+            f"(balance {balance}): {why}"
+        )
+
+    def masked(self, stored_id: int) -> str:
+        """The card's masked number, as the sandbox shows it."""
+        card = self.cards.get(stored_id)
+        return str(card["displayName"]) if card is not None else "?"
+
+    def card_behaviour(self, stored_id: int) -> str:
+        """How the sandbox's card answers, in two or three words."""
+        card = self.cards.get(stored_id)
+        if card is None:
+            return "?"
+        expiry = str(card.get("expiry", ""))
+        if len(expiry) == 4 and expiry.isdigit():
+            month, year = int(expiry[:2]), 2000 + int(expiry[2:])
+            today = dt.datetime.now(dt.UTC).date()
+            if (today.year, today.month) > (year, month):
+                return f"expired {expiry[:2]}/{expiry[2:]}"
+        behaviour = card.get("behaviour")
+        if behaviour == "decline":
+            code = int(card.get("pmoResultCode", 0))
+            return pmo_code(code).title.lower()
+        if behaviour == "insufficient_funds":
+            return "no funds"
+        return "approves"
+
+    # -- processes -------------------------------------------------------------------------
+
+    def start(self, name: str, *args: str) -> Child:
+        child = Child(name, [*billing_argv(), *args], self.env, self.logdir / f"{name}.log")
+        self.children.append(child)
+        return child
+
+    def check_alive(self) -> None:
+        for child in self.children:
+            if not child.alive:
+                raise DemoFailed(
+                    f"the {child.name} (pid {child.pid}) exited with code "
+                    f"{child.popen.returncode}; the end of its log:\n{child.tail()}"
+                )
+
+    def wait(self, what: str, done: Callable[[], T], timeout: float) -> T:
+        """Follow the event stream and poll ``done`` until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.pump()
+            value = done()
+            if value:
+                self.pump()
+                return value
+            self.check_alive()
+            if time.monotonic() >= deadline:
+                raise DemoFailed(f"timed out after {timeout:g}s waiting for {what}")
+            time.sleep(POLL)
+
+    def cli(self, *args: str) -> None:
+        """Run ``billing ARGS`` as an operator would, and show what it printed.
+
+        On a terminal the command writes to it directly (its own colours and width);
+        otherwise its output is collected and printed here, indented.
+        """
+        self.console.print(Text(f"$ billing {' '.join(args)}", style="bold"))
+        direct = self.console.is_terminal and self.console.file in (sys.stdout, sys.__stdout__)
+        env = dict(self.env)
+        if not direct:
+            env["COLUMNS"] = str(max(self.console.width - 2, 60))
+        self.console.file.flush()
+        try:
+            done = subprocess.run(
+                [*billing_argv(), *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=None if direct else subprocess.PIPE,
+                stderr=None if direct else subprocess.STDOUT,
+                timeout=CLI_TIMEOUT,
+                check=False,
             )
-            recurring_charge(client, story, 5159, amount)
-            story.print()
-            console.print(
-                f"   the decline was classified [bold]{soft.decline_class}[/]: a later attempt "
-                "with a new order (dunning) may succeed, and here it did.\n"
+        except subprocess.TimeoutExpired:
+            raise DemoFailed(
+                f"billing {' '.join(args[:2])} did not finish in {CLI_TIMEOUT:g}s"
+            ) from None
+        output = (done.stdout or b"").decode("utf-8", errors="replace").rstrip()
+        if output:
+            self.console.print(Padding(Text(output), (0, 0, 0, 2)))
+        if done.returncode != 0:
+            raise DemoFailed(f"billing {' '.join(args[:2])} exited with code {done.returncode}")
+
+    # -- the event stream ------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Print every new event, and do what the story needs when it happens."""
+        while True:
+            page = stream.read(self.redis, after=self.cursor, count=200)
+            if not page:
+                return
+            for stream_id, event in page:
+                self.cursor = stream_id
+                self.on_event(event)
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        data: dict[str, Any] = dict(event.get("data") or {})
+        sub_id = str(data.get("subscription_id") or str(event.get("key", "")).split("|")[0])
+        self.say(f"{sub_id:<11} {describe_event(str(event['type']), data)}")
+        sample = self.samples.get(sub_id)
+        if (
+            sample is not None
+            and sample.story is Story.TOP_UP
+            and event["type"] == "charge.declined"
+            and not self.topped_up
+        ):
+            self.topped_up = True
+            self.top_up(
+                sample.sub.stored_id,
+                FIRST_TOP_UP,
+                f"enough for {sample.id}'s {sample.sub.amount}, not for more",
             )
 
-            story = Story(console, "3. OCT payout to a card: 25.00 AZN")
-            payout(client, story, parse_amount("25.00", "AZN"))
-            story.print()
 
-        ledger = Table(title="Sandbox ledger: every money movement", title_justify="left")
-        for column in ("#", "order", "type", "tran", "amount", "direction", "card"):
-            ledger.add_column(column)
-        entries = sandbox.state.ledger.entries()
-        for e in entries:
-            ledger.add_row(
-                str(e.seq),
-                str(e.order_id),
-                e.order_type,
-                e.tran_type,
-                f"{e.amount} {e.currency}",
-                e.direction,
-                e.card,
+def describe_event(kind: str, data: Mapping[str, Any]) -> str:
+    """One event in a few words."""
+    n = data.get("attempt")
+    if kind == "charge.succeeded":
+        return f"[green]paid[/] on attempt {n}, order {data.get('order_id')}"
+    if kind == "charge.declined":
+        code = str(data.get("pmo_code") or "")
+        title = pmo_code(int(code)).title if code.isdigit() else data.get("error_code", "")
+        text = f"[yellow]declined[/] on attempt {n}: {code} {title} ({data.get('decline_class')})"
+        retry = data.get("next_retry_at")
+        if isinstance(retry, int):
+            seconds = max(0.0, (retry - time.time() * 1000) / 1000)
+            text += f", dunning retry in {seconds:.0f}s"
+        return text
+    if kind == "charge.failed":
+        return f"[red]dead-lettered[/] ({data.get('reason')}) after attempt {n}"
+    if kind == "subscription.past_due":
+        return "subscription is now [yellow]past_due[/]"
+    if kind == "subscription.needs_new_card":
+        return "subscription now [red]needs_new_card[/]"
+    if kind == "dlq.replayed":
+        text = f"dead letter [cyan]replayed[/] by {data.get('actor')}: the period is open again"
+        if data.get("reactivated_from"):
+            text += f", subscription {data['reactivated_from']} -> active"
+        return text
+    if kind == "charge.deferred":
+        return f"deferred: {data.get('reason')}"
+    rest = {k: v for k, v in data.items() if k not in ("subscription_id", "period")}
+    return f"{kind} {rest}" if rest else kind
+
+
+def payout(console: Console, client: TxpgClient, amount: Money) -> int:
+    """An OCT payout to a card number, through the TXPG client: four calls."""
+    card = CardNumber.parse(PAYOUT_PAN)
+    table = Table(title_justify="left", box=None, padding=(0, 2, 0, 0))
+    for column in ("call", "result"):
+        table.add_column(column)
+    order = client.create_order(
+        OrderRequest(OrderType.CREDIT, amount, "demo payout", title="Seller payout")
+    )
+    table.add_row(f"POST /order/ OCT {amount}", f"order {order.id}, {order.status_raw}")
+    token = client.set_dst_token(order.ref, card)
+    table.add_row(f"POST /order/{order.id}/set-dst-token {card.masked}", token.status_raw)
+    result = client.exec_tran(order.ref, TranRequest.credit(amount))
+    table.add_row(
+        f"POST /order/{order.id}/exec-tran Single Credit",
+        f"[green]sent[/], PMO {result.pmo_result_code} {result.pmo_title}",
+    )
+    info = client.get_order(order.id, detailed=True)
+    table.add_row(f"GET /order/{order.id}", f"{info.status_raw}, {len(info.trans)} transaction(s)")
+    console.print(Padding(table, (0, 0, 0, 2)))
+    return order.id
+
+
+# --- the story --------------------------------------------------------------------------------
+
+
+def run(console: Console, log_dir: Path | None = None) -> int:
+    """Run the demo; the process exit code (0 when everything went as expected).
+
+    The logs of the processes it starts go to ``log_dir`` and are kept there; by default they
+    go to a temporary directory, removed after a success and kept after a failure.
+    """
+    console.print(
+        Panel.fit(
+            "billing-worker demo: recurring billing end to end, on a private Redis and the "
+            "sandbox gateway",
+            style="bold",
+        )
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="billing-demo-"))
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    demo = Demo(console, workdir, log_dir or workdir)
+    previous = _on_sigterm()
+    failure: str | None = None
+    interrupted = False
+    try:
+        _story(demo)
+    except DemoFailed as exc:
+        failure = str(exc)
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+    except (BillingError, RuntimeError, redis.RedisError, httpx.HTTPError, OSError) as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    finally:
+        with _signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+            left = _stop_all(demo)
+        _restore_sigterm(previous)
+    if interrupted:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if left:
+            console.print(f"[red]Interrupted, and still running: {', '.join(left)}[/]")
+            return 1
+        console.print("Interrupted: everything the demo started is stopped.")
+        return 130
+    demo.check("nothing the demo started is still running", not left, ", ".join(left))
+    return _verdict(demo, failure)
+
+
+def _on_sigterm() -> Any:
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupted)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for a while (the bounded clean-up), if this is the main
+    thread.
+    """
+    saved: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _story(demo: Demo) -> None:
+    console = demo.console
+    demo.heading("1. Start: Redis, the sandbox gateway, a worker and the scheduler")
+    server = demo.server = EmbeddedRedis(demo.workdir / "redis")
+    server.start()
+    demo.say(f"Redis {server.version} on {server.url} (pid {server.pid}, AOF on)")
+    sandbox = demo.sandbox = SandboxProcess().start()  # stops itself if it cannot start
+    demo.say(f"sandbox gateway on {sandbox.base_url} (pid {sandbox.pid})")
+    demo.r = connect(server.url)
+    demo.admin = httpx.Client(base_url=f"{sandbox.admin_url}/", timeout=10)
+    demo.cards = {
+        int(c["storedId"]): c
+        for c in demo.sandbox_admin.get("cards").json()["cards"]
+        if c["storedId"]
+    }
+    demo.env = _child_env(server.url, sandbox.base_url)
+    worker = demo.start("worker", "worker", "--processes", "1", "--threads", "4")
+    scheduler = demo.start("scheduler", "scheduler")
+    demo.wait("the worker to boot", lambda: WORKER_READY in worker.text(), BOOT_TIMEOUT)
+    demo.say(f"worker ready: billing worker --processes 1 --threads 4 (pid {worker.pid})")
+    demo.wait(
+        "the scheduler to take the leader lease",
+        lambda: demo.redis.exists(keys.LEADER),
+        BOOT_TIMEOUT,
+    )
+    demo.say(
+        f"scheduler ready: billing scheduler, sweeping every "
+        f"{int(demo.env['BILLING_SWEEP_INTERVAL_MS']) / 1000:g}s (pid {scheduler.pid})"
+    )
+    demo.say(f"dunning schedule: BILLING_DUNNING={DUNNING} (seconds here, days in production)")
+
+    demo.heading("2. Import the sample subscriptions")
+    today = dt.datetime.now(dt.UTC).date()
+    sample = demo.workdir / SAMPLE_FILE
+    sample.write_text(sample_text(today), encoding="utf-8")
+    console.print(
+        f"  worker/{SAMPLE_FILE} with start={today.isoformat()}: monthly at 00:00 UTC, so "
+        "each first period is due now",
+        highlight=False,
+    )
+    demo.cli("subscriptions", "import", str(sample))
+    now_ms = int(time.time() * 1000)
+    for sub in subs.list_subscriptions(demo.redis, limit=100):
+        period = period_at(parse_cadence(sub.cadence), now_ms)
+        if period is None:
+            raise DemoFailed(f"{sub.id} has no period due now")
+        demo.samples[sub.id] = Sample(sub, story_of(sub), period.key)
+    demo.samples = dict(sorted(demo.samples.items()))
+    _print_samples(demo)
+
+    demo.heading("3. The scheduler finds them due; the worker charges them")
+    samples = list(demo.samples.values())
+    try:
+        demo.wait(
+            "every first period to be paid or dead-lettered",
+            lambda: all(demo.settled(s)() for s in samples),
+            CHARGE_TIMEOUT,
+        )
+    except DemoFailed:
+        _outcomes(demo)  # where each one got stuck
+        raise
+
+    demo.heading("4. Outcomes")
+    _outcomes(demo)
+    _check_first_round(demo)
+
+    demo.heading("5. Dead letters: list, replay one, and the event stream")
+    demo.cli("dlq", "list")
+    for replayed in [s for s in samples if s.story is Story.REPLAY]:
+        dlq_id = demo.period(replayed).get("dlq_id", "")
+        if demo.status(replayed) != PeriodStatus.DEAD or not dlq_id:
+            raise DemoFailed(f"{replayed.id} was not dead-lettered: nothing to replay")
+        demo.top_up(
+            replayed.sub.stored_id,
+            SECOND_TOP_UP,
+            f"now {replayed.id}'s {replayed.sub.amount} is covered",
+        )
+        demo.cli("dlq", "replay", dlq_id, "--yes", "--actor", ACTOR)
+        demo.wait(
+            f"{replayed.id} to be paid after the replay", demo.settled(replayed), REPLAY_TIMEOUT
+        )
+        _check_replay(demo, replayed, dlq_id)
+    console.print()
+    demo.cli("events", "tail", "-n", "15", "--no-follow")
+
+    demo.heading("6. An OCT payout, and the sandbox's ledger")
+    settings = TxpgSettings().with_base_url(sandbox.base_url)
+    with TxpgClient(settings) as client:
+        try:
+            payout(console, client, parse_amount(PAYOUT_AMOUNT, CURRENCY))
+        except (Declined, GatewayError) as exc:
+            raise DemoFailed(f"the payout failed: {type(exc).__name__}: {exc}") from None
+    _check_ledger(demo)
+
+
+def _child_env(redis_url: str, base_url: str) -> dict[str, str]:
+    """What the worker, the scheduler and the CLI run with: none of the caller's
+    ``BILLING_*`` settings (a real gateway's login must not meet the sandbox), and
+    everything in seconds.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
+    env.pop("FORCE_COLOR", None)
+    return env | {
+        "PYTHONUNBUFFERED": "1",
+        "BILLING_REDIS_URL": redis_url,
+        "BILLING_TXPG_BASE_URL": base_url,
+        "BILLING_DUNNING": DUNNING,
+        "BILLING_LOG_LEVEL": "INFO",
+        "BILLING_METRICS_PORT": "0",  # no fixed ports: another program may hold them
+        "BILLING_SCHEDULER_METRICS_PORT": "0",
+        "BILLING_SWEEP_INTERVAL_MS": "500",
+        "BILLING_JANITOR_INTERVAL_MS": "250",
+    }
+
+
+def _print_samples(demo: Demo) -> None:
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for column in ("subscription", "amount", "card", "", "the card", "the story"):
+        table.add_column(column)
+    for s in demo.samples.values():
+        table.add_row(
+            s.id,
+            str(s.sub.amount),
+            str(s.sub.stored_id),
+            demo.masked(s.sub.stored_id),
+            demo.card_behaviour(s.sub.stored_id),
+            EXPECTED[s.story],
+        )
+    demo.console.print(Padding(table, (0, 0, 0, 2)))
+
+
+def _outcomes(demo: Demo) -> None:
+    table = Table(box=SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    for column in ("subscription", "card", "period", "period status", "attempts", "order"):
+        table.add_column(column, no_wrap=column not in ("card", "period status"))
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("subscription")
+    for s in demo.samples.values():
+        p = demo.period(s)
+        status = p.get("status", "?")
+        style = {"paid": "green", "dead": "red"}.get(status, "yellow")
+        if status == "dead":
+            status = f"dead: {p.get('reason', '?')}"
+        amount = Money(int(p["amount_minor"]), p["currency"]) if "amount_minor" in p else "?"
+        table.add_row(
+            s.id,
+            f"{s.sub.stored_id} {demo.card_behaviour(s.sub.stored_id)}",
+            s.period,
+            Text(status, style=style),
+            p.get("attempt", "?"),
+            demo.order_of(s, p),
+            str(amount),
+            demo.sub_status(s),
+        )
+    demo.console.print(Padding(table, (0, 0, 0, 2)))
+
+
+def _check_first_round(demo: Demo) -> None:
+    for s in demo.samples.values():
+        p = demo.period(s)
+        got = (
+            f"period {p.get('status')} ({p.get('reason', '')}) after {p.get('attempt')} "
+            f"attempt(s), subscription {demo.sub_status(s)}"
+        )
+        attempts = int(p.get("attempt", "0") or 0)
+        if s.story is Story.APPROVE:
+            ok = p.get("status") == "paid" and attempts == 1 and demo.sub_status(s) == "active"
+            demo.check(f"{s.id} paid on the first attempt", ok, got)
+        elif s.story is Story.TOP_UP:
+            ok = p.get("status") == "paid" and attempts >= 2 and demo.sub_status(s) == "active"
+            demo.check(f"{s.id} declined, then paid by dunning after the top-up", ok, got)
+        elif s.story is Story.REPLAY:
+            ok = (
+                p.get("status") == "dead"
+                and p.get("reason") == "dunning_exhausted"
+                and attempts == DUNNING_ATTEMPTS
+                and demo.sub_status(s) == "past_due"
             )
-        console.print(ledger)
-        redis_pid = redis_server.pid
-    expected = [("Purchase", "9.99"), ("Purchase", "9.99"), ("Credit", "25.00")]
-    moved = [(e.tran_type, e.amount) for e in entries]
-    if redis_pid is not None and _alive(redis_pid):
-        console.print(f"[red]Redis (pid {redis_pid}) is still running[/]")
-        return 1
-    console.print(f"\nStopped the sandbox and Redis (pid {redis_pid}); nothing is left running.")
-    if moved != expected:
-        console.print(f"[red]unexpected ledger: {moved}[/]")
-        return 1
-    console.print("[green]Demo complete: 2 charges and 1 payout, each moved exactly once.[/]")
-    return 0
+            demo.check(
+                f"{s.id} dead-lettered after {DUNNING_ATTEMPTS} attempts, subscription past_due",
+                ok,
+                got,
+            )
+        else:
+            ok = (
+                p.get("status") == "dead"
+                and p.get("reason") == "hard_decline"
+                and attempts == 1
+                and demo.sub_status(s) == "needs_new_card"
+            )
+            demo.check(f"{s.id} dead-lettered at once, subscription needs_new_card", ok, got)
+
+
+def _check_replay(demo: Demo, s: Sample, dlq_id: str) -> None:
+    p = demo.period(s)
+    entry = dlq.get(demo.redis, dlq_id)
+    entry_status = entry.status.value if entry is not None else "missing"
+    demo.say(
+        f"{s.id:<11} period {s.period} is {p.get('status')} after {p.get('attempt')} attempts, "
+        f"order {demo.order_of(s, p)}; subscription {demo.sub_status(s)}; "
+        f"dead letter {entry_status}"
+    )
+    ok = p.get("status") == "paid" and demo.sub_status(s) == "active" and entry_status == "replayed"
+    demo.check(
+        f"{s.id} replayed from the dead letters and paid, subscription active again",
+        ok,
+        f"period {p.get('status')}, subscription {demo.sub_status(s)}, dead letter {entry_status}",
+    )
+
+
+def _check_ledger(demo: Demo) -> None:
+    entries: list[dict[str, Any]] = demo.sandbox_admin.get("ledger").json()["entries"]
+    debits = Counter(
+        e["description"].rsplit(" #", 1)[0] for e in entries if e["direction"] == "debit"
+    )
+    credits = [e for e in entries if e["direction"] == "credit"]
+    wrong = []
+    paid = 0
+    for s in demo.samples.values():
+        expected = 1 if demo.status(s) == "paid" else 0
+        paid += expected
+        got = debits.pop(f"{s.id} {s.period}", 0)
+        if got != expected:
+            wrong.append(f"{s.id}: {got} debit(s), expected {expected}")
+    wrong += [f"unexpected debit: {what} x{n}" for what, n in debits.items()]
+    total = sum(
+        int(parse_amount(e["amount"], e["currency"]).minor)
+        for e in entries
+        if e["direction"] == "debit"
+    )
+    demo.say(
+        f"ledger: {len(entries) - len(credits)} debits ({Money(total, CURRENCY)}) for {paid} paid "
+        f"periods, {len(credits)} credit (the payout); declines move no money"
+    )
+    demo.check(
+        "every paid period was charged exactly once, the others never", not wrong, "; ".join(wrong)
+    )
+    demo.check(
+        "the payout was sent once",
+        len(credits) == 1 and credits[0]["amount"] == PAYOUT_AMOUNT,
+        f"{len(credits)} credit(s)",
+    )
+
+
+def _stop_all(demo: Demo) -> list[str]:
+    """Stop everything started, newest first; returns what is still running."""
+    left: list[str] = []
+    stopped: list[str] = []
+    if demo.admin is not None:
+        demo.admin.close()
+    if demo.r is not None:
+        with contextlib.suppress(redis.RedisError):
+            demo.r.close()
+    for child in reversed(demo.children):
+        pids = child.stop()
+        stopped.append(f"{child.name} (pid {child.pid})")
+        if pids:
+            left.append(f"{child.name}: pids {pids}")
+    sandbox = demo.sandbox
+    if sandbox is not None:
+        pid = sandbox.pid
+        sandbox.stop()
+        (demo.logdir / "sandbox.log").write_text("\n".join(sandbox.lines) + "\n", encoding="utf-8")
+        stopped.append(f"sandbox (pid {pid})")
+        if pid_alive(pid):
+            left.append(f"sandbox: pid {pid}")
+    server = demo.server
+    if server is not None:
+        redis_pid = server.pid
+        server.close()
+        if redis_pid is not None:
+            stopped.append(f"Redis (pid {redis_pid})")
+            if pid_alive(redis_pid):
+                left.append(f"Redis: pid {redis_pid}")
+    if stopped:
+        demo.console.print()
+        demo.say("stopped " + ", ".join(stopped))
+    return left
+
+
+def _verdict(demo: Demo, failure: str | None) -> int:
+    console = demo.console
+    console.print()
+    for c in demo.checks:
+        mark = "[green]ok[/]    " if c.ok else "[red]FAILED[/]"
+        detail = f" [dim]({c.detail})[/]" if c.detail and not c.ok else ""
+        console.print(f"  {mark} {c.what}{detail}", highlight=False)
+    failed = [c for c in demo.checks if not c.ok]
+    elapsed = time.monotonic() - demo.started
+    if failure is None and not failed:
+        shutil.rmtree(demo.workdir, ignore_errors=True)
+        console.print(
+            f"\n[green]Demo complete in {elapsed:.0f}s: every charge moved money exactly once, "
+            "every failure is explained, and nothing is left running.[/]"
+        )
+        return 0
+    if failure is not None:
+        console.print(f"\n[red]The demo failed: {failure}[/]", highlight=False)
+    else:
+        console.print(f"\n[red]The demo failed: {len(failed)} check(s) did not pass.[/]")
+    console.print(
+        f"The logs of the worker, the scheduler and the sandbox are in {demo.logdir}",
+        highlight=False,
+    )
+    return 1

@@ -1,0 +1,128 @@
+"""``billing demo`` end to end, as ``make demo`` runs it: the whole story happens, it exits 0,
+prints no secret, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.logs import LogCapture, find_leaks
+
+pytestmark = pytest.mark.slow
+
+#: The demo's own budget is about two minutes; leave room for a slow machine.
+TIMEOUT = 240
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Live processes whose environment holds ``marker``: everything the demo started
+    inherits it (zombies have no readable environment, so they count as gone).
+    """
+    needle = marker.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def _leftovers(marker: str, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (pids := _marked_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_demo_tells_the_whole_story_and_leaves_nothing_running(
+    log_dir: Path, log_capture: LogCapture
+) -> None:
+    marker = f"demo-test-{uuid.uuid4().hex}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
+    env["DEMO_TEST_MARKER"] = marker
+    logs = log_dir / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    billing = Path(sys.executable).with_name("billing")
+    started = time.monotonic()
+    demo = subprocess.Popen(
+        [str(billing), "demo", "--log-dir", str(logs)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = demo.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGTERM)  # the demo stops what it started, then exits
+        try:
+            stdout, stderr = demo.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            stdout, stderr = demo.communicate()
+    finally:
+        left = _leftovers(marker)
+        for pid in left:  # fail below, but leave nothing running for the rest of the session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    elapsed = time.monotonic() - started
+    out = stdout.decode("utf-8", errors="replace")
+    err = stderr.decode("utf-8", errors="replace")
+    (logs / "demo.out").write_text(out + err, encoding="utf-8")  # for the session's log scan
+
+    assert demo.returncode == 0, f"exit {demo.returncode}\n{out}\n{err}"
+    assert not left, f"processes left behind: {left}"
+    assert elapsed < 120, f"the demo took {elapsed:.0f}s"
+
+    # 1. it started everything, 2. imported the sample file with the importer
+    for started_line in ("Redis ", "sandbox gateway on ", "worker ready", "scheduler ready"):
+        assert started_line in out
+    assert "created 8, unchanged 0, invalid 0" in out
+    # 3. charged them, with dunning in seconds and a top-up
+    for sub in ("sub-anna", "sub-bora", "sub-cem", "sub-dina"):
+        assert re.search(rf"{sub}\s+paid on attempt 1, order \d+", out)
+    assert re.search(r"sub-elif\s+declined on attempt 1: 59 Insufficient funds \(soft\)", out)
+    assert "card 5159 topped up by 20.00 AZN" in out
+    assert re.search(r"sub-elif\s+paid on attempt [23], order \d+", out)
+    assert re.search(r"sub-farid\s+dead-lettered \(dunning_exhausted\) after attempt 3", out)
+    assert re.search(r"sub-gunel\s+declined on attempt 1: 41 Stolen card \(hard\)", out)
+    assert re.search(r"sub-huseyn\s+declined on attempt 1: 51 Expired card \(hard\)", out)
+    # 4. the outcomes table
+    assert re.search(r"sub-farid\s+5159 no funds\s+\S+\s+dead: dunning_exhausted\s+3", out)
+    assert re.search(r"sub-gunel\s+5141 stolen card\s+\S+\s+dead: hard_decline\s+1", out)
+    # 5. dead letters, a replay, the event stream
+    assert "$ billing dlq list" in out and "3 shown, newest first" in out
+    assert re.search(
+        r"reopened sub-farid period \S+: due now; subscription past_due -> active", out
+    )
+    assert re.search(r"sub-farid\s+paid on attempt 4, order \d+", out)
+    assert "$ billing events tail -n 15 --no-follow" in out and "dlq.replayed" in out
+    # the payout, the ledger, and the verdict
+    assert "FullyPaid" in out
+    assert "6 debits (112.47 AZN) for 6 paid periods, 1 credit" in out
+    assert "FAILED" not in out
+    assert len(re.findall(r"^  ok     ", out, flags=re.MULTILINE)) == 12
+    assert "nothing the demo started is still running" in out
+    assert "Demo complete" in out
+
+    # nothing secret printed: no merchant password, no PAN in clear, no order password
+    assert not find_leaks((out + err).splitlines(), log_capture.secrets)
+    assert "416974******1778" in out  # cards appear masked
+    # the worker's and the scheduler's logs were kept where asked (and are scanned too)
+    assert (logs / "worker.log").is_file() and (logs / "scheduler.log").is_file()
