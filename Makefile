@@ -44,6 +44,7 @@ fmt: $(STAMP) ## format and autofix
 bench: $(STAMP) ## print the benchmark figures quoted in the README
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/sweep.py
 
 sandbox: $(STAMP) ## serve the sandbox gateway on http://127.0.0.1:8080/api
 	$(BIN)/billing sandbox

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -130,12 +131,16 @@ def _wall(seconds: int, zone: ZoneInfo) -> datetime:
     return (_EPOCH + timedelta(seconds=seconds)).astimezone(zone).replace(tzinfo=None)
 
 
+@functools.lru_cache(maxsize=4096)
 def local_instant_ms(day: date, at: time, zone: ZoneInfo) -> int:
     """The instant ``day`` at ``at`` on the wall clock in ``zone``, by the module's DST rule.
 
     An ambiguous time is read with ``fold=0`` (its first occurrence). A nonexistent one falls
     in a gap; the answer is the transition itself, found by bisecting the seconds between the
     two readings PEP 495 gives (about 17 steps), because zoneinfo exposes no transition list.
+
+    Cached: a sweep asks for the same few instants (today, tomorrow, the next anchor day, at
+    the default time and zone) for most of the subscriptions it looks at.
     """
     wall = datetime.combine(day, at)
     first = wall.replace(tzinfo=zone, fold=0)

@@ -63,7 +63,7 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZADD', KEYS[2], until_ms, id)
     out[#out + 1] = id
-    out[#out + 1] = data
+    out[#out + 1] = cjson.encode(data)  -- one string to parse, not one per field
   end
 end
 return out
@@ -171,7 +171,8 @@ class DueIndex:
             raise LeaseLost("the scheduler lease is held by another process")
         out = []
         for sub_id, data in zip(flat[::2], flat[1::2], strict=True):
-            out.append((str(sub_id), dict(zip(data[::2], data[1::2], strict=True))))
+            pairs = json.loads(data)
+            out.append((str(sub_id), dict(zip(pairs[::2], pairs[1::2], strict=True))))
         return out
 
     def record(
