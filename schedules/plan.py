@@ -19,6 +19,8 @@ back is caught up over several sweeps, one bounded step at a time).
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Iterable
 
@@ -32,8 +34,7 @@ from worker.periods import (
     Skip,
     apply_pauses,
     catch_up,
-    due_periods,
-    next_due,
+    due_and_next,
     parse_cadence,
 )
 from worker.store.schedule import Decision
@@ -53,28 +54,26 @@ def decide(
     cadence: Cadence | None = None,
 ) -> Decision:
     """The decision for ``sub`` at ``now_ms`` (``updated_at`` as read, for the record's CAS)."""
-    never = Decision(sub.id, updated_at, sub.cursor, sub.cursor, math.inf)
     if sub.status in (S.CANCELLED, S.NEEDS_NEW_CARD) or not sub.cadence:
-        return never
+        return _never(sub, updated_at)
     if cadence is None:
         try:
             cadence = parse_cadence(sub.cadence)
-        except InvalidInput:
-            return never  # stored before cadences were validated: nothing can come due
-    due = due_periods(cadence, sub.cursor or None, now_ms)
+        except InvalidInput:  # stored before cadences were validated: nothing can come due
+            return _never(sub, updated_at)
+    due, following = due_and_next(cadence, sub.cursor or None, now_ms)
     paused = apply_pauses(due, sub.pauses)
     chosen = catch_up(paused.charge, policy)
-    skipped = sorted((*paused.skipped, *chosen.skipped), key=lambda skip: skip.period.start)
     actions: list[tuple[Period, Skip | None]] = [(p, None) for p in chosen.charge]
-    actions += [(skip.period, skip) for skip in skipped]
-    actions.sort(key=lambda action: action[0].start)
+    if paused.skipped or chosen.skipped:
+        actions += [(skip.period, skip) for skip in (*paused.skipped, *chosen.skipped)]
+        actions.sort(key=lambda action: action[0].start)  # each period once, oldest first
     truncated = len(actions) > max_periods
     actions = actions[:max_periods]
     cursor = actions[-1][0].key if actions else sub.cursor
     if truncated:
         next_at: float = now_ms  # more is due: look again at once
     else:
-        following = next_due(cadence, now_ms)
         next_at = math.inf if following is None else following.due_at_ms
     return Decision(
         sub.id,
@@ -85,6 +84,25 @@ def decide(
         open=[_fields(sub, period) for period, skip in actions if skip is None],
         skip=[_skipped(sub, skip, now_ms) for _, skip in actions if skip is not None],
     )
+
+
+def _never(sub: Subscription, updated_at: str) -> Decision:
+    return Decision(sub.id, updated_at, sub.cursor, sub.cursor, math.inf)
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_cadence(text: str) -> Cadence | None:
+    """The cadence stored as ``text`` (a subscription hash's ``cadence`` field, compact JSON)
+    parsed, or None if it does not parse (:func:`decide` then treats it as never due).
+
+    Cached on the text: :func:`~worker.periods.parse_cadence` is pure and a :class:`Cadence`
+    is frozen, and the subscriptions one sweep claims share few cadences (a cadence holds its
+    start date, so a population has about one per plan and start day).
+    """
+    try:
+        return parse_cadence(json.loads(text))
+    except (ValueError, InvalidInput):  # ValueError: not JSON
+        return None
 
 
 def _fields(sub: Subscription, period: Period) -> dict[str, str]:

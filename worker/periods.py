@@ -527,20 +527,43 @@ def due_periods(cadence: Cadence, last_billed_key: str | None, now_ms: int) -> l
     Keyed on the last recorded period, not on a time window, so a catch-up after any downtime
     returns each missed period exactly once, and a recorded one never again.
     """
+    return _walk_due(cadence, last_billed_key, now_ms)[0]
+
+
+def due_and_next(
+    cadence: Cadence, last_billed_key: str | None, now_ms: int
+) -> tuple[list[Period], Period | None]:
+    """``due_periods(cadence, last_billed_key, now_ms)`` and ``next_due(cadence, now_ms)``,
+    from one walk where it can (what the sweep asks for every subscription it looks at).
+
+    When some period is due, the walk stops on the first period after it that is not: due
+    instants never decrease, so that is the next period due. When none is, the walk started
+    after *now* (the cursor may even lie ahead of it) and :func:`next_due` answers.
+    """
+    due, stopped_on = _walk_due(cadence, last_billed_key, now_ms)
+    return due, (stopped_on if due else next_due(cadence, now_ms))
+
+
+def _walk_due(
+    cadence: Cadence, last_billed_key: str | None, now_ms: int
+) -> tuple[list[Period], Period | None]:
+    """The due periods after ``last_billed_key``, and the period the walk stopped on (the
+    first one not due by ``now_ms``), or None when it ran into ``end``."""
     start = cadence.grid.first
     if last_billed_key is not None:
         last = date.fromisoformat(validate_period(last_billed_key))
         if last >= _HORIZON:
-            return []
+            return [], None
         start = cadence.grid.first_on_or_after(last + _DAY)
     due: list[Period] = []
-    while start < cadence._stop:
+    stop = cadence._stop
+    while start < stop:
         period = _period(cadence, start)
         if period.due_at_ms > now_ms:
-            break
+            return due, period
         due.append(period)
         start = period.end
-    return due
+    return due, None
 
 
 def cancel_at_period_end(cadence: Cadence, now_ms: int) -> date:
@@ -586,6 +609,8 @@ def apply_pauses(periods: Iterable[Period], pauses: Iterable[tuple[int, int | No
     is charged.
     """
     spans = [_pause(paused, resumed) for paused, resumed in pauses]
+    if not spans:  # the common case, on the sweep's path
+        return Plan(tuple(periods))
     charge: list[Period] = []
     skipped: list[Skip] = []
     for period in periods:
@@ -609,7 +634,7 @@ def _inside(instant_ms: int, paused_at: int, resumed_at: int | None) -> bool:
 def catch_up(periods: Iterable[Period], policy: CatchUp | str = CatchUp.ALL) -> Plan:
     """Apply a catch-up policy to the periods due after a downtime."""
     try:
-        chosen = CatchUp(policy)
+        chosen = policy if isinstance(policy, CatchUp) else CatchUp(policy)
     except ValueError:
         raise InvalidInput(f"catch-up policy {policy!r} is not one of all, latest") from None
     due = sorted(periods, key=lambda period: period.start)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 import redis
+import structlog
 
 from schedules.sweep import Sweeper, SweepSettings
 from worker import events, keys
@@ -14,7 +18,7 @@ from worker.clock import FixedClock
 from worker.periods import CatchUp
 from worker.store import subscriptions as store
 from worker.store.charges import ChargeStore
-from worker.store.schedule import DueIndex, LeaseLost
+from worker.store.schedule import Decision, DueIndex, LeaseLost
 from worker.subscriptions import Subscription
 
 T0 = int(datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)  # 16:00 in Baku
@@ -168,8 +172,8 @@ def test_an_expired_claim_is_swept_again(r: redis.Redis) -> None:
     clock, bell = FixedClock(T0), Bell()
     store.create(r, daily("sub_1"), clock)
     index = DueIndex(r)
-    assert index.lead("dead", 1)
-    index.claim("dead", T0, 60_000, 10)  # then the process died
+    assert index.lead("dead", 10_000)
+    index.claim("dead", T0, 60_000, 10)  # then the process died (its lease is deleted below)
     sw = sweeper(r, clock, bell)
     r.delete(keys.LEADER)
     assert sw.sweep().subscriptions == 0  # claimed: not due until the claim expires
@@ -196,3 +200,102 @@ def test_an_unreadable_subscription_does_not_stop_the_others(r: redis.Redis) -> 
     assert bell.rung == [("sub_2", "2026-03-01")]
     assert result.subscriptions == 2
     assert r.zscore(keys.DUE, "sub_1") == T0 + 60_000  # still claimed: back in a minute
+
+
+# -- ringing a batch while the next one is swept -------------------------------------------------
+
+
+class FirstRingWaits(Bell):
+    """Holds the first ring until the sweep records the next batch (or 10 s pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_recording = threading.Event()
+        self.overlapped: bool | None = None
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> None:
+        if self.overlapped is None:
+            self.overlapped = self.next_recording.wait(10)
+        super().__call__(pairs)
+
+
+class SignalingIndex(DueIndex):
+    """Sets ``recording`` when the second record starts."""
+
+    def __init__(self, r: redis.Redis, recording: threading.Event) -> None:
+        super().__init__(r)
+        self.records = 0
+        self.recording = recording
+
+    def record(
+        self, token: str, now_ms: int, work_at_ms: int, decisions: Sequence[Decision]
+    ) -> list[tuple[str, str]]:
+        self.records += 1
+        if self.records == 2:
+            self.recording.set()
+        return super().record(token, now_ms, work_at_ms, decisions)
+
+
+def test_a_batch_is_rung_while_the_next_is_recorded_and_in_order(r: redis.Redis) -> None:
+    clock, bell = FixedClock(T0), FirstRingWaits()
+    for n in range(1, 6):
+        store.create(r, daily(f"sub_{n}"), clock)
+    index = SignalingIndex(r, bell.next_recording)
+    result = Sweeper(index, bell, clock, SweepSettings(batch=2)).sweep()
+    assert bell.overlapped  # batch 1 was still ringing when batch 2's record started
+    assert (result.subscriptions, result.opened) == (5, 5)
+    assert bell.rung == [(f"sub_{n}", "2026-03-01") for n in range(1, 6)]  # batch order
+
+
+def test_a_failed_ring_is_logged_and_the_pass_goes_on(r: redis.Redis) -> None:
+    clock = FixedClock(T0)
+    rung: list[list[tuple[str, str]]] = []
+
+    def send(pairs: list[tuple[str, str]]) -> None:
+        if not rung:
+            rung.append([])
+            raise redis.ConnectionError("the queue's Redis went away")
+        rung.append(pairs)
+
+    for n in range(1, 6):
+        store.create(r, daily(f"sub_{n}"), clock)
+    with structlog.testing.capture_logs() as logs:
+        result = Sweeper(DueIndex(r), send, clock, SweepSettings(batch=2)).sweep()
+    assert (result.leader, result.subscriptions, result.opened) == (True, 5, 5)
+    assert rung[1:] == [[(f"sub_{n}", "2026-03-01") for n in ns] for ns in ((3, 4), (5,))]
+    failed = [entry for entry in logs if entry["event"] == "sweep_ring_failed"]
+    assert len(failed) == 1
+    assert failed[0]["periods"] == 2
+    assert failed[0]["error"] == "ConnectionError: the queue's Redis went away"
+    # the periods it was ringing for are open and in bw:work: the janitor rings for them
+    for sub_id in ("sub_1", "sub_2"):
+        assert ChargeStore(r).period(sub_id, "2026-03-01")["status"] == "open"
+        assert r.zscore(keys.WORK, f"{sub_id}|2026-03-01") == T0 + 30_000
+
+
+class LeaseTakenAfterFirstBatch(DueIndex):
+    def __init__(self, r: redis.Redis) -> None:
+        super().__init__(r)
+        self.leads = 0
+
+    def lead(self, token: str, ttl_ms: int) -> bool:
+        self.leads += 1
+        if self.leads == 2:  # the check after batch 1: another scheduler took over
+            self.r.set(keys.LEADER, "other")
+        return super().lead(token, ttl_ms)
+
+
+def test_a_lost_lease_stops_the_pass_after_the_ring_in_flight(r: redis.Redis) -> None:
+    clock = FixedClock(T0)
+    rung: list[tuple[str, str]] = []
+
+    def slow_send(pairs: list[tuple[str, str]]) -> None:
+        time.sleep(0.3)
+        rung.extend(pairs)
+
+    for n in range(1, 4):
+        store.create(r, daily(f"sub_{n}"), clock)
+    result = Sweeper(LeaseTakenAfterFirstBatch(r), slow_send, clock, SweepSettings(batch=1)).sweep()
+    assert (result.leader, result.subscriptions, result.opened) == (False, 1, 1)
+    assert rung == [("sub_1", "2026-03-01")]  # rung before sweep() returned
+    assert ChargeStore(r).period("sub_2", "2026-03-01") == {}

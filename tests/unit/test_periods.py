@@ -25,6 +25,7 @@ from worker.periods import (
     apply_pauses,
     cancel_at_period_end,
     catch_up,
+    due_and_next,
     due_periods,
     local_instant_ms,
     next_due,
@@ -648,6 +649,23 @@ def test_plans_account_for_every_due_period(
     )
     if policy == "latest":
         assert len(plan.charge) <= 1
+
+
+@given(cadences(), Offsets, st.integers(-1000, 1000), st.integers(0, 1000) | st.none())
+@example(SAMOA, ms("2011-12-29T10:00") - ms("2011-12-01"), 400, None)
+def test_due_and_next_is_due_periods_and_next_due(
+    fields: dict[str, str], offset: int, cursor_at: int, end_at: int | None
+) -> None:
+    """The sweep's one walk answers what the two functions answer, cursor behind or ahead
+    of now, with or without an end."""
+    t = _instant(fields, offset)
+    if end_at is not None:
+        end = wall(t + _window(fields) * end_at // 1000, "UTC").date()
+        fields = {**fields, "end": max(end, date.fromisoformat(fields["start"])).isoformat()}
+    parsed = parse_cadence(fields)
+    cursor = period_at(parsed, t + _window(fields) * cursor_at // 2000)
+    last = None if cursor is None else cursor.key
+    assert due_and_next(parsed, last, t) == (due_periods(parsed, last, t), next_due(parsed, t))
 
 
 #: Days on which the zones above change their offset, so the DST paths are hit every run.

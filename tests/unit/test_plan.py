@@ -7,10 +7,11 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schedules.plan import decide
+from schedules.plan import decide, stored_cadence
 from worker.periods import CatchUp, due_periods, parse_cadence
 from worker.subscriptions import Subscription, SubscriptionStatus
 
@@ -105,3 +106,21 @@ def test_an_ended_subscription_is_never_due_again() -> None:
     decision = decide(sub_with(cadence), "1", T0 + 10 * DAY)
     assert [f["period"] for f in decision.open] == ["2026-01-01", "2026-01-02"]
     assert decision.next_at == math.inf
+
+
+def test_stored_cadences_are_parsed_once_per_text() -> None:
+    sub = sub_with({"cadence": "daily", "start": "2026-01-01", "timezone": "UTC"})
+    text = sub.to_hash()["cadence"]
+    assert isinstance(text, str)
+    parsed = stored_cadence(text)
+    assert parsed == parse_cadence(sub.cadence)
+    assert stored_cadence(text) is parsed  # cached on the text
+    now = T0 + 3 * DAY
+    assert decide(sub, "1", now, cadence=parsed) == decide(sub, "1", now)
+
+
+@pytest.mark.parametrize(
+    "text", ["{", "[]", '{"cadence":"hourly","start":"2026-01-01"}', '{"cadence":"daily"}']
+)
+def test_a_stored_cadence_that_does_not_parse_is_none(text: str) -> None:
+    assert stored_cadence(text) is None
