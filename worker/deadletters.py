@@ -20,6 +20,7 @@ class DeadLetterReason(enum.StrEnum):
     NEEDS_CUSTOMER = "needs_customer"  #: the cardholder must act (authentication, issuer)
     UNKNOWN_OUTCOME = "unknown_outcome"  #: the gateway never said what happened: a human checks
     REJECTED = "rejected"  #: the gateway refused the request itself (configuration, input)
+    DECLINED = "declined"  #: a payout was declined: it is never retried by itself
 
 
 class DeadLetterStatus(enum.StrEnum):
@@ -60,9 +61,13 @@ class DeadLetter:
     created_at: int
     status: DeadLetterStatus = DeadLetterStatus.OPEN
     note: str = ""
+    #: ``charge``: ``subscription_id``/``period`` name the period; ``payout``: they hold the
+    #: payout id and ``credit``
+    kind: str = "charge"
 
     def to_hash(self) -> dict[str, str]:
         return {
+            "kind": self.kind,
             "id": self.id,
             "key": self.key,
             "subscription_id": self.subscription_id,
@@ -94,6 +99,7 @@ class DeadLetter:
             created_at=int(data["created_at"]),
             status=DeadLetterStatus(data.get("status", "open")),
             note=data.get("note", ""),
+            kind=data.get("kind", "charge"),
         )
 
 

@@ -32,6 +32,7 @@ import structlog
 
 from worker import events, keys, metrics
 from worker.charges import policy
+from worker.charges.flow import CHARGE, Flow
 from worker.charges.states import AttemptState, PeriodStatus
 from worker.clock import Clock
 from worker.deadletters import (
@@ -59,7 +60,6 @@ from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
 from worker.store.charges import ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
 from worker.store.slots import Slots
-from worker.subscriptions import Subscription, SubscriptionStatus
 
 log = structlog.get_logger("worker.charges")
 
@@ -103,6 +103,8 @@ class Deps:
     slots: Mapping[str, Slots] = field(default_factory=dict)
     settings: ChargeSettings = field(default_factory=ChargeSettings)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: what kind of job this is: a charge (the default) or a payout
+    flow: Flow = CHARGE
 
 
 def _backoff(base: int, cap: int, tries: int) -> int:
@@ -130,7 +132,7 @@ class Charger:
         started = time.monotonic()
         now = d.clock.now_ms()
         claim = d.store.claim(sub_id, period, now, d.settings.lease_ms, d.owner)
-        key = keys.work_member(sub_id, period)
+        key = d.flow.space.member(sub_id, period)
         if isinstance(claim, str):
             outcome = {
                 "paid": Outcome.ALREADY_PAID,
@@ -160,10 +162,9 @@ class Charger:
             metrics.IN_FLIGHT.dec()
         metrics.CHARGES.labels(outcome.value).inc()
         log.info(
-            "charge_attempt_finished",
+            f"{d.flow.space.name}_attempt_finished",
             idempotency_key=key,
-            subscription_id=sub_id,
-            period=period,
+            **d.flow.ids(sub_id, period),
             attempt=run.n,
             order_id=run.order_id,
             outcome=outcome.value,
@@ -179,7 +180,8 @@ class _Run:
     def __init__(self, deps: Deps, claim: Claim) -> None:
         self.d = deps
         self.claim = claim
-        self.key = keys.work_member(claim.sub_id, claim.period)
+        self.flow = deps.flow
+        self.key = self.flow.space.member(claim.sub_id, claim.period)
         self.n = claim.attempt
         self.new_fields: dict[str, str | int] = {}
         self.declines = 0
@@ -199,7 +201,7 @@ class _Run:
             event_type,
             self.key,
             self.now(),
-            {"subscription_id": self.claim.sub_id, "period": self.claim.period, **data},
+            {**self.flow.ids(self.claim.sub_id, self.claim.period), **data},
         )
 
     def wait(self, until_ms: int, detail: str, outcome: Outcome = Outcome.DEFERRED) -> Outcome:
@@ -234,8 +236,7 @@ class _Run:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
         amount = Money(int(period["amount_minor"]), period["currency"])
         self.declines = int(period.get("declines") or 0)
-        sub_hash, sub_id = snap.subscription, self.claim.sub_id
-        sub = Subscription.from_hash(sub_hash, sub_id) if sub_hash else None
+        unwanted = self.flow.gate(snap.subscription)
         if stopped is not None:
             why = f"halted: {stopped.get('reason', '')}"
             return self.wait(self.now() + d.settings.halt_recheck_ms, why)
@@ -245,7 +246,9 @@ class _Run:
             delay = _backoff(100, 1_000, 3)
             return self.wait(self.now() + delay, "gateway concurrency limit reached")
         try:
-            return self.loop(period, attempt, sub, gateway, breaker, amount, snap.breaker_closed)
+            return self.loop(
+                period, attempt, unwanted, gateway, breaker, amount, snap.breaker_closed
+            )
         finally:
             if slots is not None and token:
                 slots.release(token)
@@ -254,7 +257,7 @@ class _Run:
         self,
         period: Mapping[str, str],
         attempt: dict[str, str],
-        sub: Subscription | None,
+        unwanted: str | None,
         gateway: ChargeGateway,
         breaker: Breaker,
         amount: Money,
@@ -266,8 +269,8 @@ class _Run:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
             nothing_sent = state in _NOTHING_SENT
-            if nothing_sent and (sub is None or not sub.chargeable):
-                return self.skip(sub, attempt)
+            if nothing_sent and unwanted is not None:
+                return self.skip(unwanted)
             if state is None or state is AttemptState.DECLINED:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
@@ -391,7 +394,9 @@ class _Run:
                 expect=stored,
                 attempt=self.n,
                 set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
-                card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}"),
+                card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}")
+                if self.flow.card_caps
+                else None,
             ),
         )
         if capped is not None:
@@ -405,9 +410,7 @@ class _Run:
                     work_at=capped.allowed_at,
                     release=True,
                     events=[
-                        self.event(
-                            EventType.CHARGE_DEFERRED, reason="card_cap", until=capped.allowed_at
-                        )
+                        self.event(self.flow.deferred, reason="card_cap", until=capped.allowed_at)
                     ],
                 ),
             )
@@ -450,11 +453,11 @@ class _Run:
         evs = []
         if reconciled:
             evs.append(
-                self.event(
-                    EventType.CHARGE_RECONCILED, attempt=self.n, order_id=order_id, outcome="paid"
-                )
+                self.event(self.flow.reconciled, attempt=self.n, order_id=order_id, outcome="paid")
             )
-        evs.append(self.event(EventType.CHARGE_SUCCEEDED, attempt=self.n, order_id=order_id))
+        evs.append(self.event(self.flow.succeeded, attempt=self.n, order_id=order_id))
+        change, more = self.flow.on_paid(self.claim.sub_id)
+        evs += [self.event(kind) for kind in more]
         self.step(
             attempt["state"],
             set_attempt={
@@ -471,6 +474,7 @@ class _Run:
                 "lease_until": 0,
             },
             work_remove=True,
+            sub=change,
             events=evs,
         )
         _crash_if("after_result")
@@ -487,9 +491,7 @@ class _Run:
                 "error": why[:300],
             },
             events=[
-                self.event(
-                    EventType.CHARGE_UNKNOWN, attempt=self.n, order_id=attempt.get("order_id", "")
-                )
+                self.event(self.flow.unknown, attempt=self.n, order_id=attempt.get("order_id", ""))
             ],
         )
         return {**attempt, "state": AttemptState.UNKNOWN.value, "unknown_since": since}
@@ -541,7 +543,7 @@ class _Run:
                 release=True,
                 events=[
                     self.event(
-                        EventType.CHARGE_RECONCILED,
+                        self.flow.reconciled,
                         attempt=self.n,
                         order_id=handle.id,
                         outcome="not_executed",
@@ -593,14 +595,14 @@ class _Run:
             order_id = attempt.get("order_id", "")
             evs.append(
                 self.event(
-                    EventType.CHARGE_RECONCILED,
+                    self.flow.reconciled,
                     attempt=self.n,
                     order_id=order_id,
                     outcome="declined",
                 )
             )
         declines = self.declines + 1
-        decision = policy.after_decline(
+        decision = self.flow.after_decline(
             decline_class, declines, self.now(), self.d.settings.dunning_ms
         )
         if isinstance(decision, policy.DeadLetter):
@@ -608,20 +610,21 @@ class _Run:
                 attempt,
                 decision.reason,
                 str(exc),
-                decision.subscription_status,
+                decision,
                 set_attempt=fields,
                 events=evs,
                 exc=exc,
             )
-        evs.append(
-            self.event(
-                EventType.CHARGE_DECLINED,
-                attempt=self.n,
-                decline_class=decline_class.value,
-                pmo_code=exc.result_code,
-                next_retry_at=decision.at_ms,
+        if self.flow.declined is not None:
+            evs.append(
+                self.event(
+                    self.flow.declined,
+                    attempt=self.n,
+                    decline_class=decline_class.value,
+                    pmo_code=exc.result_code,
+                    next_retry_at=decision.at_ms,
+                )
             )
-        )
         self.step(
             attempt["state"],
             set_attempt=fields,
@@ -674,7 +677,7 @@ class _Run:
         attempt: Mapping[str, str],
         reason: DeadLetterReason,
         detail: str,
-        sub_status: SubscriptionStatus | None,
+        decision: policy.DeadLetter | None,
         *,
         set_attempt: dict[str, str | int],
         events: list[dict[str, str]] | None = None,
@@ -694,6 +697,7 @@ class _Run:
             key=self.key,
             subscription_id=self.claim.sub_id,
             period=self.claim.period,
+            kind=self.flow.space.name,
             amount_minor=int(period["amount_minor"]),
             currency=period["currency"],
             gateway=period.get("gateway", ""),
@@ -703,32 +707,26 @@ class _Run:
             created_at=self.now(),
         )
         evs = list(events or [])
-        if exc is not None:
+        if exc is not None and self.flow.declined is not None:
             evs.append(
                 self.event(
-                    EventType.CHARGE_DECLINED,
+                    self.flow.declined,
                     attempt=self.n,
                     decline_class=exc.decline_class.value,
                     pmo_code=exc.result_code,
                     next_retry_at=None,
                 )
             )
-        evs.append(
-            self.event(EventType.CHARGE_FAILED, attempt=self.n, reason=reason.value, dlq_id=dlq_id)
-        )
-        sub_ops = None
-        if sub_status is not None:
-            kind = (
-                EventType.SUBSCRIPTION_NEEDS_NEW_CARD
-                if sub_status is SubscriptionStatus.NEEDS_NEW_CARD
-                else EventType.SUBSCRIPTION_PAST_DUE
-            )
-            evs.append(self.event(kind))
-            sub_ops = {
-                "key": keys.sub(self.claim.sub_id),
-                "from": ["active", "past_due"],
-                "to": sub_status.value,
+        failure: dict[str, Any] = {"attempt": self.n, "reason": reason.value, "dlq_id": dlq_id}
+        if exc is not None and self.flow.declined is None:  # the failure event tells the decline
+            failure |= {
+                "decline_class": exc.decline_class.value,
+                "pmo_code": exc.result_code,
+                "pmo_title": exc.result_title,
             }
+        evs.append(self.event(self.flow.failed, **failure))
+        sub_ops, more = self.flow.on_dead(self.claim.sub_id, decision)
+        evs += [self.event(kind) for kind in more]
         final_attempt = set_attempt.get("state") == AttemptState.DECLINED.value
         self.step(
             attempt["state"],
@@ -754,12 +752,11 @@ class _Run:
         self.detail = f"{reason.value}: {detail[:120]}"
         return Outcome.DEAD
 
-    def skip(self, sub: Subscription | None, attempt: Mapping[str, str]) -> Outcome:
+    def skip(self, why: str) -> Outcome:
         """No exec-tran was sent and the subscription may not be charged: close the period
         as skipped, recorded with its reason (never silently dropped). An order that exists
         was never executed, so its password is dropped like on any final attempt.
         """
-        why = "subscription deleted" if sub is None else f"subscription {sub.status.value}"
         stored = self.d.store.attempt(self.claim.sub_id, self.claim.period, self.n)
         self.step(
             stored.get("state", ""),
@@ -771,7 +768,7 @@ class _Run:
                 "lease_until": 0,
             },
             work_remove=True,
-            events=[self.event(EventType.CHARGE_DEFERRED, reason=why, final="skipped")],
+            events=[self.event(self.flow.deferred, reason=why, final="skipped")],
         )
         self.detail = why
         return Outcome.SKIPPED

@@ -33,7 +33,22 @@ storedId   TWO ``ridByCofp``                 card                        expiry 
                                                                                  (a soft decline)
 -          26AB0DACE700EF1180EB005056954BCC  Mastercard 510307******3344  12/29   approve (an OCT
                                                                                  destination)
+-          4D0C64A1E700EF1180EB005056954BCC  Visa 416974******0064       12/29   64 credit amount
+                                                                                 limit (an OCT
+                                                                                 destination,
+                                                                                 soft)
+-          4D0C29A1E700EF1180EB005056954BCC  Mastercard 510307******0029  12/29   29 closed account
+                                                                                 (an OCT
+                                                                                 destination,
+                                                                                 hard)
 =========  ================================  ==========================  ======  =============
+
+Every card with a TWO token can also be a payout's destination (``set-dst-token``), and a
+credit asks it like a debit, except that a balance never limits a credit. The two declining
+destinations use the PMO codes that speak of the receiving side: 64 "Credit amount limit"
+(the reference: "Deposit limit is reached"; soft, the limit frees up later) and 29 "Closed
+account" (hard, the card will never take the money). A PAN given to ``set-dst-token`` has no
+registered card behind it and always approves.
 
 The reference's test card expires 11/26; the sandbox's copy says 11/30 so the demo keeps
 working after that month.
