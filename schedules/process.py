@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,9 +115,14 @@ class Jobs:
         self.sweeper = Sweeper(self.index, send, clock, settings.sweep)
         self.janitor = Janitor(r, send, clock)
         self.leading = False
+        self._pass = threading.Lock()  # a sweep pass and stop() never overlap
+        self._stopped = False
 
     def sweep(self) -> None:
-        result = self.sweeper.sweep()
+        with self._pass:
+            if self._stopped:  # stopping: must not take the lease again
+                return
+            result = self.sweeper.sweep()
         if result.leader != self.leading:
             self.leading = result.leader
             log.info("scheduler_leader" if result.leader else "scheduler_standby")
@@ -147,9 +153,15 @@ class Jobs:
             )
 
     def stop(self) -> None:
-        """Give the lease up so a standby takes over at once, not after it expires."""
-        with contextlib.suppress(redis.RedisError):  # it expires by itself
-            self.sweeper.resign()
+        """Give the lease up so a standby takes over at once, not after it expires.
+
+        Waits for a sweep pass in flight (on APScheduler's thread pool): resigning under it
+        would let it take the lease again at its next batch, or strand its claimed batch.
+        """
+        with self._pass:
+            self._stopped = True
+            with contextlib.suppress(redis.RedisError):  # it expires by itself
+                self.sweeper.resign()
 
 
 def _guarded(job: Callable[[], None], name: str) -> Callable[[], None]:

@@ -85,6 +85,7 @@ def scheduler(
     Stops on SIGINT or SIGTERM, giving the lease up.
     """
     import signal
+    from datetime import UTC, datetime
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -114,6 +115,9 @@ def scheduler(
     jobs = Jobs(connect(url), actors.send_charges, clock, settings)
     sched = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     jobs.install(sched)
+    # The first sweep at once, not one interval after start; on the scheduler's threads like
+    # every later one, so that a SIGTERM during it stops the scheduler cleanly.
+    sched.modify_job("sweep", next_run_time=datetime.now(UTC))
 
     def stop(signum: int, frame: object) -> None:
         sched.shutdown(wait=False)
@@ -122,7 +126,6 @@ def scheduler(
     signal.signal(signal.SIGINT, stop)
     log = logging.getLogger("worker.scheduler")
     log.info("scheduler_started jobs=%s", ",".join(job.id for job in sched.get_jobs()))
-    jobs.sweep()  # at once, not one interval after start
     try:
         sched.start()
     finally:
