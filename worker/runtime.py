@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -30,10 +30,12 @@ from worker.clock import Clock, from_env
 from worker.errors import ConfigurationError
 from worker.gateway.txpg.adapter import TxpgChargeGateway
 from worker.gateway.txpg.client import TxpgClient
+from worker.gateway.txpg.payouts import TxpgPayoutGateway
+from worker.payouts.flow import PAYOUT
 from worker.settings import TxpgSettings
 from worker.store import connect
 from worker.store.breaker import Breaker, BreakerSettings
-from worker.store.charges import ChargeStore
+from worker.store.charges import PAYOUTS, ChargeStore
 from worker.store.slots import Slots
 
 
@@ -65,6 +67,7 @@ class Runtime:
 
     redis: redis.Redis
     charger: Charger
+    payouter: Charger  #: the same state machine with the payout flow
     clock: Clock
     env: Mapping[str, str]
 
@@ -109,7 +112,15 @@ def build(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> R
             )
         },
     )
-    return Runtime(redis=r, charger=Charger(deps), clock=clock, env=env)
+    payout_deps = replace(
+        deps,
+        store=ChargeStore(r, PAYOUTS),
+        gateways={txpg.name: TxpgPayoutGateway(txpg.client)},
+        flow=PAYOUT,
+    )
+    return Runtime(
+        redis=r, charger=Charger(deps), payouter=Charger(payout_deps), clock=clock, env=env
+    )
 
 
 _lock = threading.Lock()

@@ -52,10 +52,6 @@ def pans(draw: st.DrawFn) -> str:
     return body + next(d for d in "0123456789" if luhn_ok(body + d))
 
 
-def middle(pan: str) -> str:
-    return pan[6:-4]
-
-
 # --- building a payout ------------------------------------------------------------------------
 
 
@@ -155,7 +151,8 @@ def test_a_pan_typed_into_another_field_is_not_echoed() -> None:
 
 
 def test_a_pan_may_come_as_a_secret() -> None:
-    assert immediate(Secret(PAN)) == immediate(PAN)  # type: ignore[arg-type]
+    fields = {**GOOD, "token": None, "mode": "immediate"}
+    assert Payout.create(**fields, pan=Secret(PAN)) == immediate(PAN)
 
 
 @given(pans())
@@ -166,7 +163,7 @@ def test_masking_never_shows_the_middle_digits(pan: str) -> None:
     assert set(masked[6:-4]) == {"*"}
     for text in (masked, destination.ref(), repr(destination), str(destination)):
         assert pan not in text
-        assert middle(pan) not in text.replace("*", "")[6:-4] or not middle(pan).strip("*")
+        assert "".join(c for c in text if c.isdigit()) == pan[:6] + pan[-4:]
 
 
 @given(pans(), st.sampled_from(list(PayoutStatus)))
@@ -336,7 +333,7 @@ def test_jsonl_rows() -> None:
         "[1]",
         "{not json",
         json.dumps({**GOOD, "id": "po-5", "token": None, "pan": PAN, "mode": "immediate"}),
-        json.dumps({**GOOD, "id": "po-6", "amount": NaN_TEXT}),
+        '{"id": "po-6", "amount": NaN}',
     ]
     valid, errors = parse_payout_jsonl(line + "\n" for line in lines)
     assert [(row.line, row.payout.id) for row in valid] == [(1, "po-1")]
@@ -346,10 +343,8 @@ def test_jsonl_rows() -> None:
     assert "must be a JSON object, not a list" in errors[2]
     assert "not valid JSON" in errors[3]
     assert "immediate payouts are not imported from a file" in errors[4]
+    assert "NaN is not a number" in errors[5]
     assert PAN not in "".join(errors)
-
-
-NaN_TEXT = "NaN"
 
 
 def test_parse_payout_rows_takes_unreadable_rows_as_text() -> None:

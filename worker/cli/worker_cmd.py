@@ -92,6 +92,7 @@ def scheduler(
     from schedules.process import JOB_DEFAULTS, Jobs, SchedulerSettings
     from worker import broker
     from worker.clock import from_env
+    from worker.payouts.config import load_schedules
     from worker.store import connect
 
     url = _require_redis()
@@ -112,7 +113,19 @@ def scheduler(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host)
-    jobs = Jobs(connect(url), actors.send_charges, clock, settings)
+    try:
+        payout_schedules = load_schedules()
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    jobs = Jobs(
+        connect(url),
+        actors.send_charges,
+        clock,
+        settings,
+        send_payouts=actors.send_payouts,
+        payout_schedules=payout_schedules,
+    )
     sched = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     jobs.install(sched)
     # The first sweep at once, not one interval after start; on the scheduler's threads like
