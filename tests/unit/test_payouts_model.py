@@ -60,7 +60,7 @@ def test_a_token_payout_keeps_exact_values() -> None:
     assert payout.amount == Money(2500, "AZN")
     assert payout.destination == TokenDestination(RID)
     assert (payout.mode, payout.status) == (PayoutMode.SCHEDULED, PayoutStatus.PENDING)
-    assert (payout.tag, payout.created_at, payout.updated_at, payout.run_id) == ("sellers", 7, 7, "")
+    assert (payout.tag, payout.created_at, payout.run_id) == ("sellers", 7, "")
     assert payout.destination.masked() == "TWO_COF:26AB0D…4BCC"
     assert payout.destination.ref() == f"token:{RID}"
     assert TokenDestination.provider == "TWO_COF"
@@ -86,9 +86,7 @@ def test_a_scheduled_payout_needs_a_token() -> None:
         immediate(mode="scheduled")
 
 
-@pytest.mark.parametrize(
-    ("token", "pan"), [(None, None), ("", ""), (RID, PAN)]
-)
+@pytest.mark.parametrize(("token", "pan"), [(None, None), ("", ""), (RID, PAN)])
 def test_exactly_one_destination(token: str | None, pan: str | None) -> None:
     with pytest.raises(InvalidInput, match="exactly one destination"):
         make(token=token, pan=pan, mode="immediate")
@@ -267,7 +265,7 @@ def test_one_row_from_the_cli_may_be_an_immediate_pan_payout() -> None:
         ({**GOOD, "token": None, "pan": PAN, "mode": "immediate"}, "a PAN is only for"),
         ({**GOOD, "mode": "immediate"}, "immediate payouts are not imported from a file"),
         ({**GOOD, "colour": "red"}, "unknown field: colour"),
-        ({**GOOD, "amount": 25}, 'amount must be text, not a number: a JSON number may not be'),
+        ({**GOOD, "amount": 25}, "amount must be text, not a number: a JSON number may not be"),
         ({**GOOD, "tag": 3}, "tag must be text, not a number"),
         ({"amount": "1", "token": RID}, "missing id, currency"),
     ],
@@ -359,9 +357,9 @@ def test_files_by_extension() -> None:
     assert (len(valid), errors) == (1, ())
     valid, errors = parse_payout_file("p.jsonl", json.dumps(GOOD).encode())
     assert (len(valid), errors) == (1, ())
-    with pytest.raises(FileRefused, match="unknown file type '.txt'"):
+    with pytest.raises(FileRefused, match=r"unknown file type '\.txt'"):
         parse_payout_file("p.txt", body)
-    with pytest.raises(FileRefused, match="unknown file type '\\(none\\)'"):
+    with pytest.raises(FileRefused, match=r"unknown file type '\(none\)'"):
         parse_payout_file("payouts", body)
     with pytest.raises(FileRefused, match="not UTF-8"):
         parse_payout_file("p.csv", b"id\xff")

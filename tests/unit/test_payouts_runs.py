@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.errors import InvalidInput
-from worker.money import Money
+from worker.money import Money, parse_amount
 from worker.payouts.model import Payout, PayoutMode, PayoutStatus, TokenDestination
 from worker.payouts.runs import (
     RunLimits,
@@ -20,8 +20,11 @@ from worker.payouts.runs import (
     RunState,
     RunStatus,
     eligible,
+    left_to_send,
     manual_run_id,
     plan_run,
+    remaining_limits,
+    run_done,
     run_id,
     validate_run_id,
     validate_schedule_name,
@@ -53,8 +56,6 @@ def payout(
 
 
 def azn(text: str) -> Money:
-    from worker.money import parse_amount
-
     return parse_amount(text, "AZN")
 
 
@@ -157,9 +158,9 @@ payout_lists = st.lists(
 limit_values = st.builds(
     RunLimits,
     st.one_of(st.none(), st.integers(1, 30)),
-    st.dictionaries(
-        currencies, st.integers(1, 60_000), max_size=2
-    ).map(lambda caps: {cur: Money(minor, cur) for cur, minor in caps.items()}),
+    st.dictionaries(currencies, st.integers(1, 60_000), max_size=2).map(
+        lambda caps: {cur: Money(minor, cur) for cur, minor in caps.items()}
+    ),
 )
 
 
@@ -181,9 +182,9 @@ def test_a_plan_is_a_prefix_within_the_limits(
     else:  # the first held payout really would break a limit
         first = held[0]
         by_count = limits.max_count is not None and len(selected) + 1 > limits.max_count
-        cap = limits.max_total.get(first.currency)
+        first_cap = limits.max_total.get(first.currency)
         so_far = totals.get(first.currency, Money(0, first.currency)).minor
-        by_total = cap is not None and so_far + first.amount.minor > cap.minor
+        by_total = first_cap is not None and so_far + first.amount.minor > first_cap.minor
         assert by_count or by_total
         assert plan.limit_reached in plan.held[0][1]
 
@@ -191,8 +192,8 @@ def test_a_plan_is_a_prefix_within_the_limits(
 # --- run ids ----------------------------------------------------------------------------------
 
 
-def ms(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_run_ids_are_deterministic_per_fire_instant() -> None:
@@ -231,7 +232,6 @@ LIMITS = RunLimits(max_count=2, max_total={"AZN": Money(100_00, "AZN")})
 
 
 def test_a_run_waits_for_approval_then_sends_and_finishes() -> None:
-    plan = plan_run([payout(f"p{n}", 10_00, at=n) for n in range(3)], "t", RunLimits())
     plan = plan_run([payout(f"p{n}", 10_00, at=n) for n in range(3)], None, LIMITS)
     state = RunState.open(
         "daily-20260105T1400Z",
@@ -318,3 +318,38 @@ def test_run_state_round_trip(
     stored = state.to_hash()
     assert all(isinstance(value, str) and value for value in stored.values())
     assert RunState.from_hash(stored, state.id) == state
+
+
+def test_a_restarted_run_sends_only_what_is_left() -> None:
+    run = "daily-20260105T1400Z"
+    taken = [payout(f"p{n}", 100, at=n).with_status(PayoutStatus.QUEUED, 1, run_id=run)
+             for n in range(4)]  # fmt: skip
+    taken[3] = taken[3].with_status(PayoutStatus.SENDING, 2)  # killed after this one
+    taken[0] = taken[0].with_status(PayoutStatus.SENDING, 2).with_status(PayoutStatus.PAID, 3)
+    other = payout("x", 100).with_status(PayoutStatus.QUEUED, 1, run_id="other")
+    assert ids(left_to_send(run, [other, *reversed(taken)])) == ["p1", "p2"]
+    assert not run_done(run, [*taken, other])
+    ended = [taken[0], *(p.with_status(PayoutStatus.CANCELLED, 4) for p in taken[1:3])]
+    assert run_done(run, [*ended, other])
+    assert not run_done(run, [*ended, taken[3]])
+
+
+def test_what_is_left_of_the_limits_after_a_restart() -> None:
+    taken = [payout("p1", 60_00), payout("p2", 30_00), payout("u", 5_00, "USD")]
+    assert remaining_limits(LIMITS, taken[:1]) == RunLimits(1, {"AZN": Money(40_00, "AZN")})
+    assert remaining_limits(LIMITS, taken[:2]) is None  # the count is used up
+    assert remaining_limits(RunLimits(None, {"AZN": Money(90_00, "AZN")}), taken) is None
+    assert remaining_limits(RunLimits(), taken) == RunLimits()
+
+
+@given(payout_lists, limit_values, st.integers(0, 30))
+def test_a_restart_within_what_is_left_never_exceeds_the_run_limits(
+    pending: list[Payout], limits: RunLimits, cut: int
+) -> None:
+    first = plan_run(pending, None, limits)
+    taken = list(first.selected[:cut])  # killed after taking these
+    rest = [p for p in pending if p not in taken]
+    left = remaining_limits(limits, taken)
+    more = [] if left is None else list(plan_run(rest, None, left).selected)
+    both = taken + more
+    assert both == list(first.selected)  # the same payouts, nothing more

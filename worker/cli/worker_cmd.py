@@ -76,12 +76,13 @@ def scheduler(
         "127.0.0.1", envvar="BILLING_METRICS_HOST", help="Address for the metrics server."
     ),
 ) -> None:
-    """Run the scheduler: the due sweep, the janitor and metrics, on APScheduler.
+    """Run the scheduler: the due sweep, payout runs, the janitor and metrics, on APScheduler.
 
     Needs BILLING_REDIS_URL. Run two for availability: they share a leader lease in Redis
     and only the holder sweeps; a standby takes over within BILLING_SCHEDULER_LEASE_MS
     (10 s) of the leader's death, at once after a clean stop. Settings: BILLING_SWEEP_*,
     BILLING_CATCH_UP (all | latest), BILLING_SCHEDULER_LEASE_MS; see schedules/process.py.
+    Payout schedules: BILLING_PAYOUT_SCHEDULES names a TOML file (docs/payouts.md).
     Stops on SIGINT or SIGTERM, giving the lease up.
     """
     import signal

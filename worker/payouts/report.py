@@ -5,7 +5,8 @@
 order id, approval code, masked destination and, when it failed, the PMO (or error) code,
 title and reason. Then one of:
 
-* :func:`report_tables` / ``table``: two rich tables, the summary and the payouts;
+* :func:`report_title` and :func:`report_tables` / ``table``: a line about the run, then two
+  rich tables, the summary and the payouts;
 * :func:`render_csv` / ``csv``: one row per payout after a header row (``--summary``: one row
   per status and currency instead). A cell that a spreadsheet would run as a formula
   (``= + - @``, tab, CR) is prefixed with ``'``;
@@ -172,8 +173,11 @@ def render(report: Report, fmt: str, *, width: int = 160) -> str:
 
 
 def report_tables(report: Report) -> tuple[Table, Table]:
-    """(summary, payouts) as rich tables; every cell is plain text, never markup."""
-    summary = Table(title=Text(_title(report)), title_justify="left")
+    """(summary, payouts) as rich tables; every cell is plain text, never markup.
+
+    Print :func:`report_title` (as ``rich.text.Text``, not markup) above them.
+    """
+    summary = Table(title="summary", title_justify="left")
     for name in ("status", "currency", "count", "total"):
         summary.add_column(name, justify="right" if name in ("count", "total") else "left")
     for group in report.groups:
@@ -216,6 +220,7 @@ def report_tables(report: Report) -> tuple[Table, Table]:
 def render_table(report: Report, *, width: int = 160) -> str:
     """:func:`report_tables` rendered as plain text."""
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(Text(report_title(report)))
     for table in report_tables(report):
         console.print(table)
     output = console.file
@@ -263,7 +268,8 @@ def render_json(report: Report) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
-def _title(report: Report) -> str:
+def report_title(report: Report) -> str:
+    """One line about the run: its id, status, schedule, tag, approver and what was held."""
     run = report.run
     if run is None:
         return "payouts"

@@ -11,9 +11,17 @@ until the next one would break a limit (:func:`plan_run`):
 
 At the first payout that would break a limit the run **stops**: it does not skip ahead to
 smaller payouts. That payout and every later one are held (left pending for the next run),
-and the plan says which limit. The selected payouts are therefore always a prefix of the
-eligible order, so a run killed midway and planned again from what is still pending takes
-the same payouts, less the ones already taken.
+and the plan says which limit. The selected payouts are always a prefix of the eligible
+order.
+
+A run is idempotent: opening the same run id again resumes it, and a run killed midway
+and started again sends only what is left. Its limits are the whole run's, so a restart
+counts what the run already took: it plans over what is still pending within
+:func:`remaining_limits`, and :func:`left_to_send` lists the payouts it took and has not
+sent yet (``queued``). The ones it left ``sending`` are the payout jobs' to resume or
+reconcile. It is finished when :func:`run_done` says every payout it took has ended. The
+store must take each planned payout only if it is still pending, atomically, since two runs
+may plan over the same pending payouts.
 
 Run statuses::
 
@@ -159,6 +167,41 @@ def plan_run(pending: Sequence[Payout], tag: str | None, limits: RunLimits) -> R
         currency = payout.currency
         totals[currency] = totals.get(currency, 0) + payout.amount.minor
     return RunPlan(tuple(order), (), None)
+
+
+def remaining_limits(limits: RunLimits, taken: Iterable[Payout]) -> RunLimits | None:
+    """What is left of a run's ``limits`` after the payouts it already ``taken``; None when
+    a limit is used up (nothing more may be taken).
+    """
+    chosen = list(taken)
+    count = None
+    if limits.max_count is not None:
+        count = limits.max_count - len(chosen)
+        if count <= 0:
+            return None
+    used = _totals(chosen)
+    left: dict[str, Money] = {}
+    for currency, cap in limits.max_total.items():
+        rest = cap.minor - used.get(currency, Money(0, currency)).minor
+        if rest <= 0:
+            return None
+        left[currency] = Money(rest, currency)
+    return RunLimits(count, left)
+
+
+def left_to_send(run: str, payouts: Iterable[Payout]) -> tuple[Payout, ...]:
+    """What a (re)started run still has to send: its ``queued`` payouts, in sending order."""
+    left = [p for p in payouts if p.run_id == run and p.status is PayoutStatus.QUEUED]
+    return tuple(sorted(left, key=lambda payout: (payout.created_at, payout.id)))
+
+
+#: Statuses in which a run's payout needs nothing more from the run.
+_ENDED = frozenset({PayoutStatus.PAID, PayoutStatus.FAILED, PayoutStatus.CANCELLED})
+
+
+def run_done(run: str, payouts: Iterable[Payout]) -> bool:
+    """True when every payout ``run`` took has ended: paid, failed or cancelled."""
+    return all(p.status in _ENDED for p in payouts if p.run_id == run)
 
 
 def _breach(
