@@ -76,6 +76,7 @@ __all__ = [
     "PayoutRow",
     "PayoutStatus",
     "TokenDestination",
+    "destination_from_ref",
     "parse_destination",
     "parse_payout_csv",
     "parse_payout_file",
