@@ -332,7 +332,9 @@ def payout_charger(rt: Runtime, pans: PanVault | None = None) -> Charger:
     deps = rt.payouter.deps
     gateways = {
         name: (
-            TxpgPayoutGateway(gateway.client, pans=pans, title=gateway.title, language=gateway.language)
+            TxpgPayoutGateway(
+                gateway.client, pans=pans, title=gateway.title, language=gateway.language
+            )
             if isinstance(gateway, TxpgPayoutGateway)
             else gateway
         )
