@@ -21,8 +21,13 @@ from worker.events import EventType
 from worker.store.charges import CHARGES, Space
 from worker.subscriptions import CHARGEABLE, SubscriptionStatus
 
-#: The subject change a finished job makes, with its events: ``{"key", "from", "to"}``.
+#: The subject change a finished job makes, with its events: ``{"key", "from", "to"}`` and
+#: optionally ``"set"``: fields stored with the new status ("" deletes one).
 SubjectChange = tuple[dict[str, Any] | None, list[EventType]]
+#: What a finished job ended with, for a subject that records it: ``order_id`` and
+#: ``approval_code`` when paid; ``order_id`` and ``failure_code``, ``failure_title``,
+#: ``failure_reason`` (scrubbed) when dead-lettered.
+JobOutcome = Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,8 @@ class Flow:
     #: what a decline leads to: another attempt later, or a dead letter
     after_decline: Callable[[DeclineClass, int, int, tuple[int, ...]], policy.Decision]
     #: the subject change and events when the job is paid / dead-lettered
-    on_paid: Callable[[str], SubjectChange]
-    on_dead: Callable[[str, policy.DeadLetter | None], SubjectChange]
+    on_paid: Callable[[str, JobOutcome], SubjectChange]
+    on_dead: Callable[[str, policy.DeadLetter | None, JobOutcome], SubjectChange]
     card_caps: bool
 
 
@@ -61,7 +66,9 @@ def _charge_gate(subject: Mapping[str, str] | None) -> str | None:
     return None if status in CHARGEABLE else f"subscription {status}"
 
 
-def _charge_dead(owner: str, decision: policy.DeadLetter | None) -> SubjectChange:
+def _charge_dead(
+    owner: str, decision: policy.DeadLetter | None, outcome: JobOutcome
+) -> SubjectChange:
     status = decision.subscription_status if decision is not None else None
     if status is None:
         return None, []
@@ -85,7 +92,7 @@ CHARGE = Flow(
     ids=_charge_ids,
     gate=_charge_gate,
     after_decline=policy.after_decline,
-    on_paid=lambda owner: (None, []),
+    on_paid=lambda owner, outcome: (None, []),
     on_dead=_charge_dead,
     card_caps=True,
 )

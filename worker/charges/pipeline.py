@@ -55,7 +55,7 @@ from worker.errors import (
 from worker.events import EventType
 from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle
 from worker.money import Money
-from worker.sensitive import Secret
+from worker.sensitive import Secret, scrub
 from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
 from worker.store.charges import ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
@@ -456,7 +456,8 @@ class _Run:
                 self.event(self.flow.reconciled, attempt=self.n, order_id=order_id, outcome="paid")
             )
         evs.append(self.event(self.flow.succeeded, attempt=self.n, order_id=order_id))
-        change, more = self.flow.on_paid(self.claim.sub_id)
+        outcome = {"order_id": order_id, "approval_code": approval or ""}
+        change, more = self.flow.on_paid(self.claim.sub_id, outcome)
         evs += [self.event(kind) for kind in more]
         self.step(
             attempt["state"],
@@ -725,7 +726,14 @@ class _Run:
                 "pmo_title": exc.result_title,
             }
         evs.append(self.event(self.flow.failed, **failure))
-        sub_ops, more = self.flow.on_dead(self.claim.sub_id, decision)
+        last = history[self.n - 1] if len(history) >= self.n else {}
+        outcome = {
+            "order_id": last.get("order_id", ""),
+            "failure_code": scrub(last.get("pmo_code") or last.get("error_code") or ""),
+            "failure_title": scrub(last.get("pmo_title", "")),
+            "failure_reason": scrub(last.get("decline_reason") or detail)[:300],
+        }
+        sub_ops, more = self.flow.on_dead(self.claim.sub_id, decision, outcome)
         evs += [self.event(kind) for kind in more]
         final_attempt = set_attempt.get("state") == AttemptState.DECLINED.value
         self.step(

@@ -8,7 +8,9 @@ reconcile the unknown), with what differs for money going out:
 * the job may start only while the payout is ``sending`` (taken by a run): a payout
   cancelled before anything was sent is closed unsent;
 * no card-network caps (they count authorisations of the cardholder's card);
-* the payout's own status follows the job: ``paid`` or ``failed``, in the same script.
+* the payout's own status follows the job: ``paid`` (with its ``order_id`` and
+  ``approval_code``) or ``failed`` (with ``failure_code``, ``failure_title`` and
+  ``failure_reason``), in the same script.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 
 from worker import keys
 from worker.charges import policy
-from worker.charges.flow import Flow, SubjectChange
+from worker.charges.flow import Flow, JobOutcome, SubjectChange
 from worker.deadletters import DeadLetterReason
 from worker.errors import DeclineClass
 from worker.events import EventType
@@ -41,12 +43,16 @@ def _after_decline(
     return policy.DeadLetter(DeadLetterReason.DECLINED, None)
 
 
-def _paid(owner: str) -> SubjectChange:
-    return {"key": keys.payout(owner), "from": ["sending"], "to": "paid"}, []
+def _paid(owner: str, outcome: JobOutcome) -> SubjectChange:
+    # a replayed payout that is paid now no longer says why it failed before
+    clear = dict.fromkeys(("failure_code", "failure_title", "failure_reason"), "")
+    change = {"key": keys.payout(owner), "from": ["sending"], "to": "paid"}
+    return {**change, "set": {**clear, **outcome}}, []
 
 
-def _dead(owner: str, decision: policy.DeadLetter | None) -> SubjectChange:
-    return {"key": keys.payout(owner), "from": ["sending"], "to": "failed"}, []
+def _dead(owner: str, decision: policy.DeadLetter | None, outcome: JobOutcome) -> SubjectChange:
+    change = {"key": keys.payout(owner), "from": ["sending"], "to": "failed"}
+    return {**change, "set": dict(outcome)}, []
 
 
 PAYOUT = Flow(

@@ -76,6 +76,7 @@ __all__ = [
     "PayoutRow",
     "PayoutStatus",
     "TokenDestination",
+    "destination_from_ref",
     "parse_destination",
     "parse_payout_csv",
     "parse_payout_file",
@@ -449,7 +450,7 @@ FORMATS = (".csv", ".jsonl")
 
 _FROM_FILE = (
     "immediate payouts are not imported from a file: they go straight to the gateway "
-    "(use `billing payouts send`); a file is for scheduled payouts with a token"
+    "(use `billing payouts add --now`); a file is for scheduled payouts with a token"
 )
 _PAN_IN_FILE = (
     "a PAN is only for an immediate payout, and immediate payouts are not imported from a "

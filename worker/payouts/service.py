@@ -8,22 +8,32 @@ killed at any point and started again sends only what is left, and never a payou
 
 A run finishes (``completed``, or ``limit_reached`` when a limit held payouts back) once
 every payout it took is final; :func:`refresh` notices it, once, with its event.
+
+An immediate payout is not part of a run: :func:`send_now` stores it as ``sending`` and
+drives it in the calling process, whose gateway alone holds its PAN (in memory, never in
+Redis). :func:`attempts` and :func:`run_report` are what ``billing payouts show`` and
+``report`` read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import redis
 
 from worker import events, keys
+from worker.charges.pipeline import Charger, Outcome
 from worker.clock import Clock
 from worker.errors import InvalidInput
 from worker.events import EventType
+from worker.gateway.txpg.payouts import PanVault, TxpgPayoutGateway
 from worker.money import Money
 from worker.payouts.config import PayoutSchedule, fire_times
-from worker.payouts.model import Payout, PayoutStatus
+from worker.payouts.model import PanDestination, Payout, PayoutMode, PayoutStatus
+from worker.payouts.report import Report, build_report
 from worker.payouts.runs import (
     RunLimits,
     RunPlan,
@@ -34,6 +44,10 @@ from worker.payouts.runs import (
     validate_run_id,
 )
 from worker.store import payouts as store
+from worker.store.charges import PAYOUTS, ChargeStore
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
 
 #: Rings for opened payouts: enqueue one message per payout id.
 Ring = Callable[[list[str]], None]
@@ -238,3 +252,157 @@ def _event(kind: EventType, state: RunState, now: int, **data: object) -> dict[s
     return events.build(
         kind, state.id, now, {"run_id": state.id, "schedule": state.schedule, **data}
     )
+
+
+# --- what the CLI shows -----------------------------------------------------------------------
+
+#: Attempt fields that are never shown (an open order's password).
+_SECRET_FIELDS = frozenset({"order_pw"})
+
+
+def attempts(r: redis.Redis, payout_id: str) -> list[dict[str, str]]:
+    """The payout's attempts, oldest first, without any secret (the order password)."""
+    found = ChargeStore(r, PAYOUTS).attempts(payout_id, keys.PAYOUT_ITEM)
+    return [
+        {name: value for name, value in attempt.items() if name not in _SECRET_FIELDS}
+        for attempt in found
+    ]
+
+
+def last_attempts(r: redis.Redis, payout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each payout's last attempt (without secrets), for those that have one."""
+    out: dict[str, dict[str, str]] = {}
+    for payout_id in payout_ids:
+        found = attempts(r, payout_id)
+        if found:
+            out[payout_id] = found[-1]
+    return out
+
+
+def run_report(r: redis.Redis, run_id: str) -> Report:
+    """What the run did: its payouts with each one's last attempt (order, approval, PMO)."""
+    validate_run_id(run_id)
+    state = store.get_run(r, run_id)
+    if state is None:
+        raise InvalidInput(f"no payout run {run_id}")
+    payouts = store.run_payouts(r, run_id)
+    return build_report(state, payouts, last_attempts(r, [p.id for p in payouts]))
+
+
+# --- immediate payouts ------------------------------------------------------------------------
+
+#: How long :func:`send_now` drives a payout itself before leaving it to the workers.
+SEND_TIMEOUT_S = 30.0
+#: Wake this much before the backoff a run asked for ends, so that this process (which holds
+#: the PAN) claims the payout again before the janitor rings a worker (which does not).
+_EARLY_MS = 50
+_MIN_PAUSE_S = 0.05
+#: Outcomes after which running again changes nothing.
+_SETTLED = frozenset(
+    {Outcome.PAID, Outcome.ALREADY_PAID, Outcome.DEAD, Outcome.SKIPPED, Outcome.MISSING}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What :func:`send_now` did for an immediate payout."""
+
+    payout: Payout  #: as stored now (a PAN destination is masked)
+    created: bool  #: this call stored it (False: the same payout was submitted before)
+    outcome: Outcome | None  #: the last run's outcome; None when it was not run
+    attempt: Mapping[str, str]  #: its last attempt, without secrets; empty if none
+
+    @property
+    def final(self) -> bool:
+        """Paid or failed (or cancelled): nothing is left to do for it."""
+        return self.payout.status in _FINAL
+
+    @property
+    def order_id(self) -> str:
+        return self.payout.order_id or self.attempt.get("order_id", "")
+
+    @property
+    def approval_code(self) -> str:
+        return self.payout.approval_code or self.attempt.get("approval_code", "")
+
+
+def payout_charger(rt: Runtime, pans: PanVault | None = None) -> Charger:
+    """The runtime's payout state machine, with its TXPG payout gateway holding ``pans``
+    (card references to PANs, in memory only)."""
+    deps = rt.payouter.deps
+    gateways = {
+        name: (
+            TxpgPayoutGateway(
+                gateway.client, pans=pans, title=gateway.title, language=gateway.language
+            )
+            if isinstance(gateway, TxpgPayoutGateway)
+            else gateway
+        )
+        for name, gateway in deps.gateways.items()
+    }
+    return Charger(replace(deps, gateways=gateways))
+
+
+def send_now(
+    rt: Runtime,
+    payout: Payout,
+    *,
+    timeout_s: float = SEND_TIMEOUT_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendResult:
+    """Store an immediate payout as ``sending`` and drive it here, at once, to paid or failed.
+
+    ``payout`` comes from :meth:`Payout.create` with ``mode="immediate"``; a
+    :class:`PanDestination` is put in this process's gateway vault, in memory, under its
+    masked reference: Redis, events and logs only ever see ``pan:416974******1778``.
+
+    The payout is run again after each backoff the state machine asks for, for up to
+    ``timeout_s`` seconds. An outcome still unknown then is left to the workers, which
+    reconcile it by order id without the PAN. (A payout that must start over without its
+    PAN, after a restart, fails with ``PanNotInMemory`` before anything is sent.)
+
+    Idempotent by id: the same payout submitted again is not stored twice; if it is still
+    sending it is driven again, otherwise its stored outcome is returned.
+    """
+    if payout.mode is not PayoutMode.IMMEDIATE:
+        raise InvalidInput(f"payout {payout.id} is {payout.mode.value}: it waits for a run")
+    if payout.status is not PayoutStatus.PENDING:
+        raise InvalidInput(f"payout {payout.id} is {payout.status.value}: give a new payout")
+    destination = payout.destination
+    if not destination.sendable:
+        raise InvalidInput(f"payout {payout.id}: a masked card number cannot be sent")
+    pans = {destination.ref(): destination.pan} if isinstance(destination, PanDestination) else {}
+    charger = payout_charger(rt, pans)
+    gateway = next(
+        (n for n, g in charger.deps.gateways.items() if isinstance(g, TxpgPayoutGateway)), "txpg"
+    )
+    r = rt.redis
+    now = rt.clock.now_ms()
+    if not payout.created_at:
+        payout = replace(payout, created_at=now, updated_at=now)
+    stored, created = store.add(r, payout.with_status(PayoutStatus.SENDING, now), gateway=gateway)
+    outcome: Outcome | None = None
+    deadline = time.monotonic() + timeout_s
+    while stored.status is PayoutStatus.SENDING:
+        outcome = charger.run(payout.id, keys.PAYOUT_ITEM)
+        if outcome in _SETTLED:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sleep(min(left, _pause_s(r, payout.id, rt.clock.now_ms(), outcome)))
+        stored = store.get(r, payout.id) or stored
+    final = store.get(r, payout.id) or stored
+    found = attempts(r, payout.id)
+    return SendResult(final, created, outcome, found[-1] if found else {})
+
+
+def _pause_s(r: redis.Redis, payout_id: str, now_ms: int, outcome: Outcome) -> float:
+    """How long to wait before running again: the backoff the run asked for (when the
+    payout needs a look next, in ``bw:pwork``), or the lease of whoever holds it."""
+    if outcome is Outcome.BUSY:
+        until = int(r.hget(keys.payout_job(payout_id), "lease_until") or 0)
+    else:
+        score = r.zscore(keys.PAYOUT_WORK, keys.work_member(payout_id, keys.PAYOUT_ITEM))
+        until = int(score) if score is not None else now_ms
+    return max(_MIN_PAUSE_S, (until - now_ms - _EARLY_MS) / 1000)

@@ -165,6 +165,12 @@ if ops.sub then
   for _, allowed in ipairs(ops.sub.from) do
     if current == allowed then
       redis.call('HSET', ops.sub.key, 'status', ops.sub.to, 'updated_at', now)
+      if ops.sub.set then
+        for k, v in pairs(ops.sub.set) do
+          if v == '' then redis.call('HDEL', ops.sub.key, k)
+          else redis.call('HSET', ops.sub.key, k, v) end
+        end
+      end
       break
     end
   end

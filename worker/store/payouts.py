@@ -34,7 +34,7 @@ from worker.subscriptions import validate_id
 _ADD = (
     OPEN_PERIOD_LUA
     + """
--- KEYS: payout, payouts, pending, job, run_payouts(unused), work
+-- KEYS: payout, payouts, pending, job, payouts (again: the job's index), work
 -- ARGV: now, id, pending ('1'/'0'), open json ('' or fields), work_at, field/value pairs...
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
@@ -150,10 +150,14 @@ def _job_fields(payout: Payout, gateway: str) -> dict[str, str]:
     }
 
 
-def add(r: redis.Redis, payout: Payout, *, gateway: str = "txpg") -> tuple[Payout, bool]:
+def add(
+    r: redis.Redis, payout: Payout, *, gateway: str = "txpg", grace_ms: int = 30_000
+) -> tuple[Payout, bool]:
     """Store ``payout``; returns it as stored and whether it is new.
 
-    A scheduled payout waits for a run; an immediate one is opened for sending at once.
+    A scheduled payout waits for a run; an immediate one is opened for sending at once, by
+    the process that accepted it (it alone holds a PAN): the janitor looks at it only after
+    ``grace_ms``, in case that process died.
     """
     immediate = payout.status is PayoutStatus.SENDING
     fields = _job_fields(payout, gateway) if immediate else None
@@ -164,7 +168,7 @@ def add(r: redis.Redis, payout: Payout, *, gateway: str = "txpg") -> tuple[Payou
             keys.PAYOUTS,
             keys.PAYOUTS_PENDING,
             keys.payout_job(payout.id),
-            keys.run_payouts("immediate"),
+            keys.PAYOUTS,
             keys.PAYOUT_WORK,
         ],
         args=[
@@ -172,7 +176,7 @@ def add(r: redis.Redis, payout: Payout, *, gateway: str = "txpg") -> tuple[Payou
             payout.id,
             "1" if payout.status is PayoutStatus.PENDING else "0",
             json.dumps(fields) if fields else "",
-            payout.created_at,
+            payout.created_at + grace_ms,
             *flat,
         ],
     )
