@@ -19,6 +19,7 @@ back is caught up over several sweeps, one bounded step at a time).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 
@@ -93,8 +94,9 @@ def _fields(sub: Subscription, period: Period) -> dict[str, str]:
         "period": period.key,
         "amount_minor": str(sub.amount.minor),
         "currency": sub.currency,
-        "card": str(sub.stored_id),
+        "card": sub.card_ref(),
         "gateway": sub.gateway,
+        "cards": json.dumps(sub.cards(), sort_keys=True),
     }
 
 

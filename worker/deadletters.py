@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.subscriptions import GATEWAYS
+
 
 class DeadLetterReason(enum.StrEnum):
     HARD_DECLINE = "hard_decline"  #: the card will not work again; the customer needs a new one
@@ -92,7 +94,7 @@ class DeadLetter:
             period=data["period"],
             amount_minor=int(data["amount_minor"]),
             currency=data["currency"],
-            gateway=data.get("gateway", "txpg"),
+            gateway=data.get("gateway", GATEWAYS[0]),  # written before it was stored
             reason=DeadLetterReason(data["reason"]),
             detail=data.get("detail", ""),
             attempts=tuple(json.loads(data.get("attempts") or "[]")),

@@ -6,7 +6,8 @@ time), reads where the current attempt stands, and moves it one gateway call at 
 writing each step ahead of the call it guards:
 
 * no attempt, or the last one declined and its dunning time has come: a new attempt;
-* ``due``: create the order, store its id and password;
+* ``due``: create the order, store its id and password (a gateway that asks for it first gets
+  a note written ahead on the attempt, which stays ``due`` until the order is known);
 * ``order_created``: attach the saved card;
 * ``token_set``: store ``exec_sent``, then execute;
 * ``exec_sent`` (found after a crash) or ``unknown``: ask the gateway (reconcile). Paid is
@@ -20,6 +21,7 @@ enqueues it then. Nothing waits in a queue alone, so a lost message only delays 
 from __future__ import annotations
 
 import enum
+import json
 import os
 import random
 import socket
@@ -53,7 +55,7 @@ from worker.errors import (
     RequestRejected,
 )
 from worker.events import EventType
-from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle
+from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle, WritesAhead
 from worker.money import Money
 from worker.sensitive import Secret, scrub
 from worker.store import halt as halt_store
@@ -105,6 +107,9 @@ class Deps:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     #: what kind of job this is: a charge (the default) or a payout
     flow: Flow = CHARGE
+    #: the gateway a period's next attempt moves to after a soft decline or while its own
+    #: gateway's breaker is open (only when the period froze a card reference there)
+    fallback: str | None = None
 
 
 def _backoff(base: int, cap: int, tries: int) -> int:
@@ -186,6 +191,10 @@ class _Run:
         self.new_fields: dict[str, str | int] = {}
         self.declines = 0
         self.order_id: str | None = None
+        #: the current ``due`` attempt is stored (a note was written ahead of its order)
+        self.due_stored = False
+        #: the gateway the current attempt uses (the period's, or the fallback)
+        self.gateway_name = ""
         self.detail = ""
         #: set when a call failed in a way that says "the gateway is not healthy"
         self.unavailable = False
@@ -218,7 +227,7 @@ class _Run:
         write (usually: its order was created), which also makes it the period's current one.
         """
         ops = Ops(expect=expect, attempt=self.n, **kw)
-        if expect == AttemptState.DUE.value:
+        if expect == AttemptState.DUE.value and not self.due_stored:
             ops.expect = ""
             ops.set_attempt = {**self.new_fields, **ops.set_attempt}
             ops.set_period = {"attempt": self.n, "next_at": 0, **ops.set_period}
@@ -229,8 +238,12 @@ class _Run:
     def drive(self) -> Outcome:
         d = self.d
         snap = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n, list(d.gateways))
-        period, attempt, stopped = snap.period, snap.attempt, snap.halt
-        name = period.get("gateway", "")
+        attempt, stopped = snap.attempt, snap.halt
+        name, card = self.choose(snap.period, attempt, snap.breaker)
+        breaker_closed = snap.breaker_closed and name == snap.period.get("gateway", "")
+        # The rest of the run sees the attempt's own gateway and card as the period's.
+        period = {**snap.period, "gateway": name, "card": card}
+        self.gateway_name = name
         gateway, breaker = d.gateways.get(name), d.breakers.get(name)
         if gateway is None or breaker is None:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
@@ -246,12 +259,37 @@ class _Run:
             delay = _backoff(100, 1_000, 3)
             return self.wait(self.now() + delay, "gateway concurrency limit reached")
         try:
-            return self.loop(
-                period, attempt, unwanted, gateway, breaker, amount, snap.breaker_closed
-            )
+            return self.loop(period, attempt, unwanted, gateway, breaker, amount, breaker_closed)
         finally:
             if slots is not None and token:
                 slots.release(token)
+
+    def choose(
+        self, period: Mapping[str, str], attempt: Mapping[str, str], breaker: Mapping[str, str]
+    ) -> tuple[str, str]:
+        """The gateway and card reference of the attempt this run works on.
+
+        An attempt in progress keeps the gateway it started on. A new one uses the period's
+        gateway, unless a fallback gateway is configured, the period froze a card reference
+        valid there, and either the last attempt was declined softly or the primary's
+        breaker is open: then the fallback.
+        """
+        primary = period.get("gateway", "")
+        cards: dict[str, str] = json.loads(period.get("cards") or "{}")
+        cards.setdefault(primary, period.get("card", ""))
+        state = attempt.get("state", "")
+        if state and state != AttemptState.DECLINED.value:
+            used = attempt.get("gateway") or primary
+            return used, cards.get(used, "")
+        fallback = self.d.fallback
+        if fallback and fallback != primary and cards.get(fallback):
+            soft = state == AttemptState.DECLINED.value and attempt.get("decline_class") in (
+                DeclineClass.SOFT.value,
+                "abandoned",
+            )
+            if soft or breaker.get("state") == "open":
+                return fallback, cards[fallback]
+        return primary, cards[primary]
 
     def loop(
         self,
@@ -265,6 +303,7 @@ class _Run:
     ) -> Outcome:
         allowed, mode = True, "closed"
         checked = breaker_closed  # plainly closed: the breaker's script need not be asked
+        self.due_stored = attempt.get("state") == AttemptState.DUE.value
         while True:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
@@ -275,6 +314,7 @@ class _Run:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
                 self.n += 1
+                self.due_stored = False
                 self.new_fields = {
                     "n": self.n,
                     "started_at": self.now(),
@@ -319,7 +359,7 @@ class _Run:
         """One gateway step. Returns the attempt's new fields, or the run's outcome."""
         handle = OrderHandle(attempt.get("order_id", ""), _secret(attempt.get("order_pw")))
         if state is AttemptState.DUE:
-            return self.create_order(gateway, amount)
+            return self.create_order(attempt, gateway, amount, period["card"])
         if state is AttemptState.ORDER_CREATED:
             return self.attach_card(attempt, gateway, handle, period["card"])
         if state is AttemptState.TOKEN_SET:
@@ -332,10 +372,23 @@ class _Run:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def create_order(self, gateway: ChargeGateway, amount: Money) -> dict[str, str] | Outcome:
+    def create_order(
+        self, attempt: Mapping[str, str], gateway: ChargeGateway, amount: Money, card: str
+    ) -> dict[str, str] | Outcome:
+        # Unique per attempt: the attempt's idempotency key, as the gateway sees it.
         description = f"{self.claim.sub_id} {self.claim.period} #{self.n}"
+        ahead: list[str] = json.loads(attempt.get("ahead") or "[]")
+        if isinstance(gateway, WritesAhead):
+            # Written before the call, so that a run after a lost answer (or a crash) can
+            # hand the gateway what it needs to find an order the call may have made.
+            ahead.append(gateway.note_ahead(amount, description, card))
+            self.step(
+                AttemptState.DUE.value,
+                set_attempt={"state": AttemptState.DUE.value, "ahead": json.dumps(ahead)},
+            )
+            self.due_stored = True
         try:
-            handle = gateway.open_order(amount, description)
+            handle = gateway.open_order(amount, description, card, tuple(ahead))
         except OutcomeUnknown as exc:
             # An order that may exist but has no card and no transaction moves no money:
             # the next run simply creates another one.
@@ -531,7 +584,7 @@ class _Run:
                     set_attempt={"state": AttemptState.DECLINED.value, "finished_at": self.now()},
                 )
             # Execute the same order again, but in a later run: a gateway that keeps losing
-            # exec-tran must not be hammered in a loop.
+            # execute call must not be hammered in a loop.
             delay = _backoff(d.settings.retry_base_ms, d.settings.retry_max_ms, reexecs)
             self.step(
                 AttemptState.UNKNOWN.value,
@@ -701,7 +754,7 @@ class _Run:
             kind=self.flow.space.name,
             amount_minor=int(period["amount_minor"]),
             currency=period["currency"],
-            gateway=period.get("gateway", ""),
+            gateway=self.gateway_name or period.get("gateway", ""),
             reason=reason,
             detail=detail[:500],
             attempts=attempts_summary(history),
@@ -761,7 +814,7 @@ class _Run:
         return Outcome.DEAD
 
     def skip(self, why: str) -> Outcome:
-        """No exec-tran was sent and the subscription may not be charged: close the period
+        """No execute call was sent and the subscription may not be charged: close the period
         as skipped, recorded with its reason (never silently dropped). An order that exists
         was never executed, so its password is dropped like on any final attempt.
         """
@@ -790,7 +843,7 @@ class _Run:
         return self.wait(self.now() + delay, f"not sent ({exc}); retry in {delay} ms")
 
 
-#: States in which no exec-tran can have been sent for the current attempt.
+#: States in which no execute call can have been sent for the current attempt.
 _NOTHING_SENT = frozenset(
     {
         None,

@@ -9,8 +9,8 @@ Three rules make a charge exactly-once under duplicates and crashes:
 * **Every change is a compare-and-set carrying the fence.** :meth:`ChargeStore.transition`
   applies only if the period's fence is still the caller's and the attempt is still in the
   state the caller saw. A stale worker's late write is refused (``Fenced``).
-* **Write ahead.** The caller stores the order id and password before set-src-token, and
-  ``exec_sent`` before exec-tran. The same script writes the events, the dead letter, the
+* **Write ahead.** The caller stores the order id and password before attaching the card, and
+  ``exec_sent`` before the execute call. The same script writes the events, the dead letter, the
   subscription's status and the card-cap counter of a change, so none of them can be lost
   or duplicated by a crash between two writes.
 
@@ -273,15 +273,20 @@ class ChargeStore:
         currency: str,
         card: str,
         gateway: str,
+        cards: Mapping[str, str] | None = None,
     ) -> str:
-        """Open the period for charging (idempotent). Returns ``new`` or its current status."""
-        fields = {
+        """Open the period for charging (idempotent). Returns ``new`` or its current status.
+        ``cards``: every gateway's card reference, frozen too, for a fallback attempt.
+        """
+        fields: dict[str, str | int] = {
             "amount_minor": amount_minor,
             "currency": currency,
             "card": card,
             "gateway": gateway,
             "period": period,
         }
+        if cards:
+            fields["cards"] = json.dumps(dict(cards), sort_keys=True)
         result = self._open(
             keys=[keys.period(sub_id, period), keys.periods(sub_id), keys.WORK],
             args=[keys.work_member(sub_id, period), now_ms, json.dumps(fields)],

@@ -642,6 +642,9 @@ class Rebill:
     recurring: bool | None = None  #: ``options.recurring``
     trace_id: str | None = None  #: ``recurring_details.trace_id``
     indicator: str | None = None  #: ``recurring_details.indicator``
+    #: not in the reference's rebill parameters: sent only to a gateway known to honour them
+    merchant_order_id: str | None = None
+    description: str | None = None
 
     def __post_init__(self) -> None:
         _positive(self.amount)

@@ -430,6 +430,10 @@ def rebill(order_id: str, request: Rebill) -> Call[Order]:
     details = _drop_none({"trace_id": request.trace_id, "indicator": request.indicator})
     if details:
         body["recurring_details"] = details
+    if request.merchant_order_id is not None:
+        body["merchant_order_id"] = request.merchant_order_id
+    if request.description is not None:
+        body["description"] = request.description
     return _on_order(Action.REBILL, "POST", order_id, body)
 
 

@@ -5,7 +5,7 @@ reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from worker.errors import DeclineClass, MalformedResponse
 from worker.gateway.port import Approval, Lookup, LookupOutcome, OrderHandle
@@ -70,7 +70,12 @@ class TxpgChargeGateway:
     def __init__(self, client: TxpgClient) -> None:
         self.client = client
 
-    def open_order(self, amount: Money, description: str) -> OrderHandle:
+    def open_order(
+        self, amount: Money, description: str, card_ref: str = "", ahead: Sequence[str] = ()
+    ) -> OrderHandle:
+        """An order of its own; the card is attached later, so ``card_ref`` and ``ahead``
+        are not used here (the order's id comes back with the answer or not at all).
+        """
         order = self.client.create_order(OrderRequest(OrderType.RECURRING, amount, description))
         return OrderHandle(str(order.id), order.password)
 

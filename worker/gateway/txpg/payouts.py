@@ -16,7 +16,7 @@ them, once, for both). What differs is the card reference stored on the job:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from worker.errors import InvalidInput
 from worker.gateway.port import Approval, Lookup, OrderHandle
@@ -86,7 +86,12 @@ class TxpgPayoutGateway:
         else:
             self._pan_of = pans
 
-    def open_order(self, amount: Money, description: str) -> OrderHandle:
+    def open_order(
+        self, amount: Money, description: str, card_ref: str = "", ahead: Sequence[str] = ()
+    ) -> OrderHandle:
+        """An order of its own; the card is attached later, so ``card_ref`` and ``ahead``
+        are not used here (the order's id comes back with the answer or not at all).
+        """
         request = OrderRequest(
             OrderType.CREDIT, amount, description, language=self.language, title=self.title
         )
