@@ -111,8 +111,9 @@ def _fields(sub: Subscription, period: Period) -> dict[str, str]:
         "period": period.key,
         "amount_minor": str(sub.amount.minor),
         "currency": sub.currency,
-        "card": str(sub.stored_id),
+        "card": sub.card_ref(),
         "gateway": sub.gateway,
+        "cards": json.dumps(sub.cards(), sort_keys=True),
     }
 
 

@@ -6,6 +6,9 @@ job                       every           what
 ``sweep``                 2 s             the due sweep (``schedules.sweep``), leader only
 ``janitor``               1 s             rings for stalled, retrying and unknown charges
 ``metrics``               15 s            refreshes the scheduler's gauges
+``payout_runs``           2 s             starts the runs of payout schedules whose cron fired
+                                          (leader only; ``BILLING_PAYOUT_SCHEDULES``), and
+                                          finishes runs whose payouts are all final
 ========================  ==============  =====================================================
 
 Every job has ``misfire_grace_time=None`` (a late run still runs: APScheduler's default of 1 s
@@ -33,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +50,10 @@ from worker import keys, metrics
 from worker.clock import Clock
 from worker.errors import ConfigurationError
 from worker.janitor import Janitor
+from worker.payouts import service as payout_service
+from worker.payouts.config import PayoutSchedule
 from worker.periods import CatchUp
+from worker.store.charges import PAYOUTS
 from worker.store.schedule import DueIndex
 
 log = structlog.get_logger("schedules.process")
@@ -70,6 +76,7 @@ class SchedulerSettings:
     sweep_interval_ms: int = 2_000
     janitor_interval_ms: int = 1_000
     metrics_interval_ms: int = 15_000
+    payout_interval_ms: int = 2_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -107,6 +114,9 @@ class Jobs:
         send: Callable[[list[tuple[str, str]]], None],
         clock: Clock,
         settings: SchedulerSettings,
+        *,
+        send_payouts: Callable[[list[tuple[str, str]]], None] | None = None,
+        payout_schedules: Sequence[PayoutSchedule] = (),
     ) -> None:
         self.r = r
         self.clock = clock
@@ -114,6 +124,13 @@ class Jobs:
         self.index = DueIndex(r)
         self.sweeper = Sweeper(self.index, send, clock, settings.sweep)
         self.janitor = Janitor(r, send, clock)
+        self.send_payouts = send_payouts
+        self.payout_janitor = (
+            None
+            if send_payouts is None
+            else Janitor(r, send_payouts, clock, space=PAYOUTS, lock_key=keys.PAYOUT_JANITOR_LOCK)
+        )
+        self.payout_schedules = tuple(payout_schedules)
         self.leading = False
         self._pass = threading.Lock()  # a sweep pass and stop() never overlap
         self._stopped = False
@@ -131,6 +148,22 @@ class Jobs:
 
     def tick_janitor(self) -> None:
         self.janitor.tick()
+        if self.payout_janitor is not None:
+            self.payout_janitor.tick()
+
+    def payout_runs(self) -> None:
+        """Start the runs of payout schedules that fired (leader only); finish runs whose
+        payouts are all final."""
+        if self.send_payouts is None or not self.leading:
+            return
+        send = self.send_payouts
+
+        def ring(ids: list[str]) -> None:
+            send([(payout_id, keys.PAYOUT_ITEM) for payout_id in ids])
+
+        for result in payout_service.fire_due(self.r, self.clock, ring, self.payout_schedules):
+            log.info("payout_run_fired", run_id=result.state.id, taken=len(result.taken))
+        payout_service.refresh_open(self.r, self.clock)
 
     def refresh_metrics(self) -> None:
         metrics.DUE_NOW.set(self.index.due_count(self.clock.now_ms()))
@@ -142,6 +175,7 @@ class Jobs:
             (self.sweep, s.sweep_interval_ms, "sweep"),
             (self.tick_janitor, s.janitor_interval_ms, "janitor"),
             (self.refresh_metrics, s.metrics_interval_ms, "metrics"),
+            (self.payout_runs, s.payout_interval_ms, "payout_runs"),
         ):
             scheduler.add_job(
                 _guarded(job, name),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dramatiq
 
-from worker import runtime
+from worker import keys, runtime
 from worker.dispatch import send_many
 
 CHARGES_QUEUE = "charges"
+PAYOUTS_QUEUE = "payouts"
 
 
 @dramatiq.actor(queue_name=CHARGES_QUEUE, max_retries=0, time_limit=300_000)
@@ -29,3 +30,19 @@ def send_charges(pairs: list[tuple[str, str]]) -> None:
 def ring(sub_id: str, period: str) -> None:
     """The doorbell for one period (what ``request_charge`` calls)."""
     charge.send(sub_id, period)
+
+
+@dramatiq.actor(queue_name=PAYOUTS_QUEUE, max_retries=0, time_limit=300_000)
+def payout(payout_id: str, item: str = keys.PAYOUT_ITEM) -> None:
+    """Drive one payout towards paid or failed (idempotent): the charge state machine with
+    the payout flow."""
+    runtime.current().payouter.run(payout_id, item)
+
+
+def send_payouts(pairs: list[tuple[str, str]]) -> None:
+    """Enqueue one message per (payout, item), pipelined (what the payout janitor sends)."""
+    send_many(payout, pairs)
+
+
+def ring_payouts(payout_ids: list[str]) -> None:
+    send_many(payout, [(payout_id, keys.PAYOUT_ITEM) for payout_id in payout_ids])

@@ -35,13 +35,22 @@ class JanitorMiddleware(dramatiq.Middleware):
         self.thread: Any = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        from worker import actors, logs, runtime
+        from worker import actors, keys, logs, runtime
         from worker.janitor import Janitor, JanitorThread
+        from worker.store.charges import PAYOUTS
 
         logs.configure(os.environ.get("BILLING_LOG_LEVEL", "INFO"))
         rt = runtime.current()
         interval = int(rt.env.get("BILLING_JANITOR_INTERVAL_MS", "") or 1000)
-        self.thread = JanitorThread(Janitor(rt.redis, actors.send_charges, rt.clock), interval)
+        charges = Janitor(rt.redis, actors.send_charges, rt.clock)
+        payouts = Janitor(
+            rt.redis,
+            actors.send_payouts,
+            rt.clock,
+            space=PAYOUTS,
+            lock_key=keys.PAYOUT_JANITOR_LOCK,
+        )
+        self.thread = JanitorThread(charges, interval, payouts)
         self.thread.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -73,7 +82,7 @@ def setup(url: str) -> RedisBroker:
     import worker.actors  # declares the actors on this broker, on first import
 
     # On a later setup (tests, a CLI switching Redis) the actors move to the new broker.
-    for actor in (worker.actors.charge,):
+    for actor in (worker.actors.charge, worker.actors.payout):
         actor.broker = broker
         broker.declare_actor(actor)
     return broker

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.subscriptions import GATEWAYS
+
 
 class DeadLetterReason(enum.StrEnum):
     HARD_DECLINE = "hard_decline"  #: the card will not work again; the customer needs a new one
@@ -20,6 +22,7 @@ class DeadLetterReason(enum.StrEnum):
     NEEDS_CUSTOMER = "needs_customer"  #: the cardholder must act (authentication, issuer)
     UNKNOWN_OUTCOME = "unknown_outcome"  #: the gateway never said what happened: a human checks
     REJECTED = "rejected"  #: the gateway refused the request itself (configuration, input)
+    DECLINED = "declined"  #: a payout was declined: it is never retried by itself
 
 
 class DeadLetterStatus(enum.StrEnum):
@@ -60,9 +63,13 @@ class DeadLetter:
     created_at: int
     status: DeadLetterStatus = DeadLetterStatus.OPEN
     note: str = ""
+    #: ``charge``: ``subscription_id``/``period`` name the period; ``payout``: they hold the
+    #: payout id and ``credit``
+    kind: str = "charge"
 
     def to_hash(self) -> dict[str, str]:
         return {
+            "kind": self.kind,
             "id": self.id,
             "key": self.key,
             "subscription_id": self.subscription_id,
@@ -87,13 +94,14 @@ class DeadLetter:
             period=data["period"],
             amount_minor=int(data["amount_minor"]),
             currency=data["currency"],
-            gateway=data.get("gateway", "txpg"),
+            gateway=data.get("gateway", GATEWAYS[0]),  # written before it was stored
             reason=DeadLetterReason(data["reason"]),
             detail=data.get("detail", ""),
             attempts=tuple(json.loads(data.get("attempts") or "[]")),
             created_at=int(data["created_at"]),
             status=DeadLetterStatus(data.get("status", "open")),
             note=data.get("note", ""),
+            kind=data.get("kind", "charge"),
         )
 
 

@@ -14,9 +14,16 @@
    line per event, and waits on conditions in Redis (never on fixed sleeps), with deadlines.
 4. It prints the outcomes, then ``billing dlq list``, ``billing dlq replay ID --yes`` and
    ``billing events tail``, as an operator would type them.
-5. It sends an OCT payout straight through the TXPG client, then checks the sandbox's ledger:
-   one debit for each paid period and none for the others.
-6. It stops everything it started (process groups: SIGTERM, then SIGKILL) and checks that
+5. A short payout run, through the product: ``billing payouts import`` of the sample payouts
+   (``worker/demo_payouts.csv``, to the sandbox's OCT destination tokens), then ``billing
+   payouts run --max-total`` whose limit holds the last one back. The worker sends the
+   others (one is declined: 64 "Credit amount limit", a dead letter); the scheduler finishes
+   the run. Then ``billing payouts report RUN``, ``billing dlq list`` (the failed payout
+   among the failed charges) and an immediate payout to a card number given on stdin
+   (``billing payouts add --now --pan-stdin``).
+6. It checks the sandbox's ledger: one debit for each paid period, one credit for each paid
+   payout, and none for the others.
+7. It stops everything it started (process groups: SIGTERM, then SIGKILL) and checks that
    nothing is left.
 
 It exits 0 only if every outcome was the expected one and nothing it started still runs;
@@ -57,18 +64,21 @@ from rich.text import Text
 
 from worker import keys
 from worker.charges.states import PeriodStatus
+from worker.deadletters import DeadLetterStatus
 from worker.embedded_redis import EmbeddedRedis
-from worker.errors import BillingError, Declined, GatewayError
-from worker.gateway.txpg.client import TxpgClient
+from worker.errors import BillingError
 from worker.gateway.txpg.codes import pmo_code
-from worker.gateway.txpg.models import CardNumber, OrderRequest, OrderType, TranRequest
 from worker.money import Money, parse_amount
+from worker.payouts import service as payout_service
+from worker.payouts.model import Payout, PayoutMode, PayoutStatus, TokenDestination
+from worker.payouts.runs import RunStatus
 from worker.periods import parse_cadence, period_at
 from worker.sandbox import SandboxProcess
-from worker.settings import TxpgSettings
+from worker.sensitive import mask_pan
 from worker.store import connect
 from worker.store import deadletters as dlq
 from worker.store import events as stream
+from worker.store import payouts as payout_store
 from worker.store import subscriptions as subs
 from worker.subscriptions import Subscription
 
@@ -84,13 +94,19 @@ DUNNING_ATTEMPTS = 1 + len(DUNNING.split(","))
 FIRST_TOP_UP = "20.00"
 SECOND_TOP_UP = "50.00"
 CURRENCY = "AZN"
-#: The reference's test card as an OCT destination: shown masked, never in clear.
+#: The sample payouts (scheduled, to the sandbox's OCT destination tokens), beside this module.
+PAYOUT_FILE = "demo_payouts.csv"
+#: The run's limit: the first three payouts (245.50 AZN) fit, the fourth (300.00) is held.
+PAYOUT_MAX_TOTAL = "250.00"
+#: The immediate payout: to the reference's test card, given on stdin, shown only masked.
 PAYOUT_PAN = "4169741330151778"
-PAYOUT_AMOUNT = "25.00"
+NOW_PAYOUT_ID = "po-prize-emil"
+NOW_PAYOUT_AMOUNT = "25.00"
 
 BOOT_TIMEOUT = 45.0  #: for the worker and the scheduler to come up (a cold, busy machine)
 CHARGE_TIMEOUT = 60.0  #: for every first period to be paid or dead-lettered
 REPLAY_TIMEOUT = 30.0
+PAYOUT_TIMEOUT = 30.0  #: for the run's payouts to be final and the scheduler to finish it
 CLI_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0  #: per process group, between SIGTERM and SIGKILL
 POLL = 0.1
@@ -115,6 +131,23 @@ EXPECTED = {
     Story.TOP_UP: "declined, card topped up, paid on the retry",
     Story.REPLAY: "dunning runs out, dead letter, replayed",
     Story.HARD_DECLINE: "dead letter at once, needs a new card",
+}
+
+
+class PayoutStory(enum.StrEnum):
+    """What a sample payout is there to show."""
+
+    PAID = "paid"  #: sent by the run, credited once
+    DECLINED = "declined"  #: sent, declined (64 Credit amount limit): failed, a dead letter
+    HELD = "held"  #: over the run's limit: left pending for the next run, never sent
+
+
+#: The story of each row of the sample payouts (in file order, the order a run sends them).
+PAYOUT_STORIES = {
+    "po-aylin": PayoutStory.PAID,
+    "po-babek": PayoutStory.DECLINED,
+    "po-ceyhun": PayoutStory.PAID,
+    "po-deniz": PayoutStory.HELD,
 }
 
 
@@ -286,6 +319,11 @@ def sample_text(today: dt.date) -> str:
     return raw.replace(TODAY, today.isoformat())
 
 
+def payout_sample_text() -> str:
+    """The sample payouts file, as shipped."""
+    return resources.files("worker").joinpath(PAYOUT_FILE).read_text(encoding="utf-8")
+
+
 def story_of(sub: Subscription) -> Story:
     try:
         return Story(sub.metadata.get("story", ""))
@@ -325,7 +363,9 @@ class Demo:
     cursor: str = "0-0"
     topped_up: bool = False
     samples: dict[str, Sample] = field(default_factory=dict)
+    run_id: str = ""  #: the payout run
     cards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  #: cards by ridByCofp
     env: dict[str, str] = field(default_factory=dict)
     server: EmbeddedRedis | None = None
     sandbox: SandboxProcess | None = None
@@ -403,22 +443,16 @@ class Demo:
 
     def card_behaviour(self, stored_id: int) -> str:
         """How the sandbox's card answers, in two or three words."""
-        card = self.cards.get(stored_id)
-        if card is None:
-            return "?"
-        expiry = str(card.get("expiry", ""))
-        if len(expiry) == 4 and expiry.isdigit():
-            month, year = int(expiry[:2]), 2000 + int(expiry[2:])
-            today = dt.datetime.now(dt.UTC).date()
-            if (today.year, today.month) > (year, month):
-                return f"expired {expiry[:2]}/{expiry[2:]}"
-        behaviour = card.get("behaviour")
-        if behaviour == "decline":
-            code = int(card.get("pmoResultCode", 0))
-            return pmo_code(code).title.lower()
-        if behaviour == "insufficient_funds":
-            return "no funds"
-        return "approves"
+        return card_behaviour(self.cards.get(stored_id))
+
+    def payout(self, payout_id: str) -> Payout | None:
+        return payout_store.get(self.redis, payout_id)
+
+    def payout_card(self, payout: Payout) -> dict[str, Any] | None:
+        """The sandbox's card behind a payout's token, if it is one of its cards."""
+        if not isinstance(payout.destination, TokenDestination):
+            return None
+        return self.tokens.get(payout.destination.rid.upper())
 
     # -- processes -------------------------------------------------------------------------
 
@@ -449,15 +483,19 @@ class Demo:
                 raise DemoFailed(f"timed out after {timeout:g}s waiting for {what}")
             time.sleep(POLL)
 
-    def cli(self, *args: str) -> None:
+    def cli(self, *args: str, stdin: str | None = None, stdin_shown: str = "") -> None:
         """Run ``billing ARGS`` as an operator would, and show what it printed.
 
         On a terminal the command writes to it directly (its own colours and width);
-        otherwise its output is collected and printed here, indented.
+        otherwise its output is collected and printed here, indented. ``stdin`` is written
+        to its standard input and never printed: the command line shows ``stdin_shown``.
         """
-        self.console.print(Text(f"$ billing {' '.join(args)}", style="bold"))
+        shown = Text(f"$ billing {' '.join(args)}", style="bold")
+        if stdin_shown:
+            shown.append(f"  # {stdin_shown}", style="dim")
+        self.console.print(shown)
         direct = self.console.is_terminal and self.console.file in (sys.stdout, sys.__stdout__)
-        env = dict(self.env)
+        env = dict(self.env) | {"BILLING_LOG_LEVEL": "WARNING"}  # its output, not its logs
         if not direct:
             env["COLUMNS"] = str(max(self.console.width - 2, 60))
         self.console.file.flush()
@@ -465,7 +503,8 @@ class Demo:
             done = subprocess.run(
                 [*billing_argv(), *args],
                 env=env,
-                stdin=subprocess.DEVNULL,
+                input=None if stdin is None else stdin.encode(),
+                stdin=subprocess.DEVNULL if stdin is None else None,
                 stdout=None if direct else subprocess.PIPE,
                 stderr=None if direct else subprocess.STDOUT,
                 timeout=CLI_TIMEOUT,
@@ -495,7 +534,12 @@ class Demo:
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         data: dict[str, Any] = dict(event.get("data") or {})
-        sub_id = str(data.get("subscription_id") or str(event.get("key", "")).split("|")[0])
+        sub_id = str(
+            data.get("subscription_id")
+            or data.get("payout_id")
+            or data.get("run_id")
+            or str(event.get("key", "")).split("|")[0]
+        )
         self.say(f"{sub_id:<11} {describe_event(str(event['type']), data)}")
         sample = self.samples.get(sub_id)
         if (
@@ -510,6 +554,25 @@ class Demo:
                 FIRST_TOP_UP,
                 f"enough for {sample.id}'s {sample.sub.amount}, not for more",
             )
+
+
+def card_behaviour(card: Mapping[str, Any] | None) -> str:
+    """How a sandbox card answers, in two or three words."""
+    if card is None:
+        return "?"
+    expiry = str(card.get("expiry", ""))
+    if len(expiry) == 4 and expiry.isdigit():
+        month, year = int(expiry[:2]), 2000 + int(expiry[2:])
+        today = dt.datetime.now(dt.UTC).date()
+        if (today.year, today.month) > (year, month):
+            return f"expired {expiry[:2]}/{expiry[2:]}"
+    behaviour = card.get("behaviour")
+    if behaviour == "decline":
+        code = int(card.get("pmoResultCode", 0))
+        return pmo_code(code).title.lower()
+    if behaviour == "insufficient_funds":
+        return "no funds"
+    return "approves"
 
 
 def describe_event(kind: str, data: Mapping[str, Any]) -> str:
@@ -539,31 +602,30 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
         return text
     if kind == "charge.deferred":
         return f"deferred: {data.get('reason')}"
+    if kind == "payout.succeeded":
+        return f"[green]paid out[/] on attempt {n}, order {data.get('order_id')}"
+    if kind == "payout.failed":
+        code = data.get("pmo_code") or ""
+        why = f": {code} {data.get('pmo_title', '')} ({data.get('decline_class')})" if code else ""
+        return f"[red]payout failed[/]{why}, dead-lettered ({data.get('reason')})"
+    if kind == "payout.deferred":
+        return f"payout deferred: {data.get('reason')}"
+    if kind == "payout_run.started":
+        return f"run [cyan]started[/]: took {data.get('selected')} payout(s)"
+    if kind == "payout_run.limit_reached":
+        return (
+            f"run [yellow]limit reached[/] ({data.get('limit')}): {data.get('held')} payout(s) "
+            "held, pending"
+        )
+    if kind == "payout_run.completed":
+        counts = ", ".join(
+            f"{data[status]} {status}"
+            for status in ("paid", "failed", "cancelled")
+            if data.get(status) not in (None, "", 0)
+        )
+        return f"run [cyan]finished[/], {data.get('status')}: {counts or 'nothing sent'}"
     rest = {k: v for k, v in data.items() if k not in ("subscription_id", "period")}
     return f"{kind} {rest}" if rest else kind
-
-
-def payout(console: Console, client: TxpgClient, amount: Money) -> int:
-    """An OCT payout to a card number, through the TXPG client: four calls."""
-    card = CardNumber.parse(PAYOUT_PAN)
-    table = Table(title_justify="left", box=None, padding=(0, 2, 0, 0))
-    for column in ("call", "result"):
-        table.add_column(column)
-    order = client.create_order(
-        OrderRequest(OrderType.CREDIT, amount, "demo payout", title="Seller payout")
-    )
-    table.add_row(f"POST /order/ OCT {amount}", f"order {order.id}, {order.status_raw}")
-    token = client.set_dst_token(order.ref, card)
-    table.add_row(f"POST /order/{order.id}/set-dst-token {card.masked}", token.status_raw)
-    result = client.exec_tran(order.ref, TranRequest.credit(amount))
-    table.add_row(
-        f"POST /order/{order.id}/exec-tran Single Credit",
-        f"[green]sent[/], PMO {result.pmo_result_code} {result.pmo_title}",
-    )
-    info = client.get_order(order.id, detailed=True)
-    table.add_row(f"GET /order/{order.id}", f"{info.status_raw}, {len(info.trans)} transaction(s)")
-    console.print(Padding(table, (0, 0, 0, 2)))
-    return order.id
 
 
 # --- the story --------------------------------------------------------------------------------
@@ -577,8 +639,8 @@ def run(console: Console, log_dir: Path | None = None) -> int:
     """
     console.print(
         Panel.fit(
-            "billing-worker demo: recurring billing end to end, on a private Redis and the "
-            "sandbox gateway",
+            "billing-worker demo: recurring billing and payouts end to end, on a private Redis "
+            "and the sandbox gateway",
             style="bold",
         )
     )
@@ -654,11 +716,9 @@ def _story(demo: Demo) -> None:
     demo.say(f"sandbox gateway on {sandbox.base_url} (pid {sandbox.pid})")
     demo.r = connect(server.url)
     demo.admin = httpx.Client(base_url=f"{sandbox.admin_url}/", timeout=10)
-    demo.cards = {
-        int(c["storedId"]): c
-        for c in demo.sandbox_admin.get("cards").json()["cards"]
-        if c["storedId"]
-    }
+    cards = demo.sandbox_admin.get("cards").json()["cards"]
+    demo.cards = {int(c["storedId"]): c for c in cards if c.get("storedId")}
+    demo.tokens = {str(c["ridByCofp"]).upper(): c for c in cards if c.get("ridByCofp")}
     demo.env = _child_env(server.url, sandbox.base_url)
     worker = demo.start("worker", "worker", "--processes", "1", "--threads", "4")
     scheduler = demo.start("scheduler", "scheduler")
@@ -729,14 +789,135 @@ def _story(demo: Demo) -> None:
     console.print()
     demo.cli("events", "tail", "-n", "15", "--no-follow")
 
-    demo.heading("6. An OCT payout, and the sandbox's ledger")
-    settings = TxpgSettings().with_base_url(sandbox.base_url)
-    with TxpgClient(settings) as client:
-        try:
-            payout(console, client, parse_amount(PAYOUT_AMOUNT, CURRENCY))
-        except (Declined, GatewayError) as exc:
-            raise DemoFailed(f"the payout failed: {type(exc).__name__}: {exc}") from None
+    demo.heading("6. Payouts: a run with a limit, a declined card, an immediate payout")
+    _payouts(demo, today)
+
+    demo.heading("7. The sandbox's ledger")
     _check_ledger(demo)
+
+
+def _payouts(demo: Demo, today: dt.date) -> None:
+    """A short payout run through the product, then an immediate payout to a card number."""
+    sample = demo.workdir / PAYOUT_FILE
+    sample.write_text(payout_sample_text(), encoding="utf-8")
+    demo.console.print(
+        f"  worker/{PAYOUT_FILE}: scheduled payouts to sellers' cards (TWO tokens), sent by a "
+        f"run, oldest first, within its limit of {PAYOUT_MAX_TOTAL} {CURRENCY}",
+        highlight=False,
+    )
+    demo.cli("payouts", "import", str(sample))
+    _print_payout_samples(demo)
+    demo.console.print()
+    demo.run_id = f"sellers-{today.isoformat()}"
+    limit = ("--max-total", PAYOUT_MAX_TOTAL, CURRENCY)
+    demo.cli("payouts", "run", "--run-id", demo.run_id, *limit, "--no-wait")
+
+    def finished() -> bool:
+        run = payout_store.get_run(demo.redis, demo.run_id)
+        return run is not None and run.final
+
+    demo.wait(
+        f"the worker to send run {demo.run_id} and the scheduler to finish it",
+        finished,
+        PAYOUT_TIMEOUT,
+    )
+    demo.console.print()
+    demo.cli("payouts", "report", demo.run_id)
+    demo.console.print()
+    demo.cli("dlq", "list")
+    demo.console.print()
+    demo.cli(
+        "payouts",
+        "add",
+        "--id",
+        NOW_PAYOUT_ID,
+        "--amount",
+        NOW_PAYOUT_AMOUNT,
+        "--currency",
+        CURRENCY,
+        "--description",
+        "Prize",
+        "--now",
+        "--pan-stdin",
+        stdin=PAYOUT_PAN + "\n",
+        stdin_shown=f"stdin: the card number ({mask_pan(PAYOUT_PAN)})",
+    )
+    demo.pump()
+    _check_payouts(demo)
+
+
+def _print_payout_samples(demo: Demo) -> None:
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for column in ("payout", "amount", "destination", "card", "the card", "the story"):
+        table.add_column(column, no_wrap=column != "the story")
+    stories = {
+        PayoutStory.PAID: "sent, paid",
+        PayoutStory.DECLINED: "sent, declined: a dead letter",
+        PayoutStory.HELD: "over the limit: held for the next run",
+    }
+    for payout_id, story in PAYOUT_STORIES.items():
+        payout = demo.payout(payout_id)
+        if payout is None:
+            raise DemoFailed(f"the import did not store {payout_id}")
+        card = demo.payout_card(payout)
+        table.add_row(
+            payout.id,
+            str(payout.amount),
+            payout.destination.masked(),
+            str(card["displayName"]) if card else "?",
+            card_behaviour(card),
+            stories[story],
+        )
+    demo.console.print(Padding(table, (0, 0, 0, 2)))
+
+
+def _check_payouts(demo: Demo) -> None:
+    for payout_id, story in PAYOUT_STORIES.items():
+        p = demo.payout(payout_id)
+        if p is None:
+            demo.check(f"{payout_id} is stored", False, "missing")
+            continue
+        got = (
+            f"{p.status.value}, run {p.run_id or '-'}, order {p.order_id or '-'}, "
+            f"failure {p.failure_code or '-'} {p.failure_title}".rstrip()
+        )
+        if story is PayoutStory.PAID:
+            ok = p.status is PayoutStatus.PAID and p.run_id == demo.run_id and bool(p.order_id)
+            demo.check(f"{payout_id} paid by run {demo.run_id}", ok, got)
+        elif story is PayoutStory.DECLINED:
+            dlq_id = str(demo.redis.hget(keys.payout_job(payout_id), "dlq_id") or "")
+            entry = dlq.get(demo.redis, dlq_id) if dlq_id else None
+            in_dlq = entry is not None and entry.status is DeadLetterStatus.OPEN
+            ok = p.status is PayoutStatus.FAILED and p.failure_code == "64" and in_dlq
+            demo.check(
+                f"{payout_id} declined (64 Credit amount limit): failed, in the dead letters",
+                ok,
+                f"{got}, dead letter {dlq_id or '-'}",
+            )
+        else:
+            ok = p.status is PayoutStatus.PENDING and not p.run_id and not p.order_id
+            demo.check(
+                f"{payout_id} held back by the run's limit: still pending, never sent", ok, got
+            )
+    run = payout_store.get_run(demo.redis, demo.run_id)
+    demo.check(
+        f"run {demo.run_id} stopped at its limit: 3 taken, 1 held",
+        run is not None
+        and run.status is RunStatus.LIMIT_REACHED
+        and run.selected == 3
+        and run.held == 1,
+        "missing" if run is None else f"{run.status.value}, {run.selected} taken, {run.held} held",
+    )
+    now = demo.payout(NOW_PAYOUT_ID)
+    demo.check(
+        f"{NOW_PAYOUT_ID} paid at once to {mask_pan(PAYOUT_PAN)}, the card number stored masked",
+        now is not None
+        and now.status is PayoutStatus.PAID
+        and now.mode is PayoutMode.IMMEDIATE
+        and now.destination.masked() == mask_pan(PAYOUT_PAN)
+        and PAYOUT_PAN not in str(demo.redis.hgetall(keys.payout(NOW_PAYOUT_ID))),
+        "missing" if now is None else f"{now.status.value}, {now.destination.masked()}",
+    )
 
 
 def _child_env(redis_url: str, base_url: str) -> dict[str, str]:
@@ -869,22 +1050,40 @@ def _check_ledger(demo: Demo) -> None:
         if got != expected:
             wrong.append(f"{s.id}: {got} debit(s), expected {expected}")
     wrong += [f"unexpected debit: {what} x{n}" for what, n in debits.items()]
-    total = sum(
-        int(parse_amount(e["amount"], e["currency"]).minor)
-        for e in entries
-        if e["direction"] == "debit"
-    )
-    demo.say(
-        f"ledger: {len(entries) - len(credits)} debits ({Money(total, CURRENCY)}) for {paid} paid "
-        f"periods, {len(credits)} credit (the payout); declines move no money"
-    )
     demo.check(
         "every paid period was charged exactly once, the others never", not wrong, "; ".join(wrong)
     )
+    # credits: one per paid payout (by its order), none for the declined or the held one
+    by_order = Counter(str(e["order_id"]) for e in credits)
+    wrong = []
+    paid_payouts = 0
+    for payout_id in [*PAYOUT_STORIES, NOW_PAYOUT_ID]:
+        p = demo.payout(payout_id)
+        if p is None:
+            wrong.append(f"{payout_id}: missing")
+            continue
+        orders = {a.get("order_id", "") for a in payout_service.attempts(demo.redis, p.id)}
+        orders = {o for o in orders | {p.order_id} if o}
+        expected = 1 if p.status is PayoutStatus.PAID else 0
+        paid_payouts += expected
+        got = sum(by_order.pop(o, 0) for o in orders)
+        if got != expected:
+            wrong.append(f"{payout_id} ({p.status.value}): {got} credit(s), expected {expected}")
+    wrong += [f"unexpected credit: order {order} x{n}" for order, n in by_order.items()]
+    total = sum(
+        (parse_amount(e["amount"], e["currency"]) for e in entries if e["direction"] == "debit"),
+        Money(0, CURRENCY),
+    )
+    paid_out = sum((parse_amount(e["amount"], e["currency"]) for e in credits), Money(0, CURRENCY))
+    demo.say(
+        f"ledger: {len(entries) - len(credits)} debits ({total}) for {paid} paid periods, "
+        f"{len(credits)} credits ({paid_out}) for {paid_payouts} paid payouts; declines and "
+        "held payouts move no money"
+    )
     demo.check(
-        "the payout was sent once",
-        len(credits) == 1 and credits[0]["amount"] == PAYOUT_AMOUNT,
-        f"{len(credits)} credit(s)",
+        "every paid payout was credited exactly once, the declined and the held one never",
+        not wrong,
+        "; ".join(wrong),
     )
 
 
@@ -936,8 +1135,8 @@ def _verdict(demo: Demo, failure: str | None) -> int:
     if failure is None and not failed:
         shutil.rmtree(demo.workdir, ignore_errors=True)
         console.print(
-            f"\n[green]Demo complete in {elapsed:.0f}s: every charge moved money exactly once, "
-            "every failure is explained, and nothing is left running.[/]"
+            f"\n[green]Demo complete in {elapsed:.0f}s: every charge and every payout moved "
+            "money exactly once, every failure is explained, and nothing is left running.[/]"
         )
         return 0
     if failure is not None:

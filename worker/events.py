@@ -29,6 +29,14 @@ class EventType(enum.StrEnum):
     GATEWAY_CIRCUIT_OPENED = "gateway.circuit_opened"
     GATEWAY_CIRCUIT_CLOSED = "gateway.circuit_closed"
     GATEWAY_CREDENTIALS_REJECTED = "gateway.credentials_rejected"
+    PAYOUT_SUCCEEDED = "payout.succeeded"  #: the money reached the destination card
+    PAYOUT_FAILED = "payout.failed"  #: declined or refused; in the dead letters
+    PAYOUT_UNKNOWN = "payout.unknown"  #: the outcome is unknown; reconciling with GET order
+    PAYOUT_RECONCILED = "payout.reconciled"  #: the gateway told what happened to it
+    PAYOUT_DEFERRED = "payout.deferred"  #: not sent now (breaker, halt), or closed unsent
+    PAYOUT_RUN_STARTED = "payout_run.started"
+    PAYOUT_RUN_COMPLETED = "payout_run.completed"  #: every payout the run took is final
+    PAYOUT_RUN_LIMIT_REACHED = "payout_run.limit_reached"  #: it stopped before a limit
     DLQ_REPLAYED = "dlq.replayed"
     DLQ_DISCARDED = "dlq.discarded"
 

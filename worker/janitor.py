@@ -18,7 +18,7 @@ import structlog
 
 from worker import keys, metrics
 from worker.clock import Clock
-from worker.store.charges import ChargeStore
+from worker.store.charges import CHARGES, ChargeStore, Space
 
 log = structlog.get_logger("worker.janitor")
 
@@ -35,8 +35,11 @@ class Janitor:
         grace_ms: int = 30_000,
         batch: int = 1_000,
         lock_ms: int = 5_000,
+        space: Space = CHARGES,
+        lock_key: str = keys.JANITOR_LOCK,
     ) -> None:
-        self.store = ChargeStore(r)
+        self.store = ChargeStore(r, space)
+        self.lock_key = lock_key
         self.r = r
         self.send = send
         self.clock = clock
@@ -47,10 +50,10 @@ class Janitor:
 
     def _lead(self) -> bool:
         """Hold the janitor lock (or take it if free); only its holder ticks."""
-        if self.r.set(keys.JANITOR_LOCK, self.token, nx=True, px=self.lock_ms):
+        if self.r.set(self.lock_key, self.token, nx=True, px=self.lock_ms):
             return True
-        if self.r.get(keys.JANITOR_LOCK) == self.token:
-            self.r.pexpire(keys.JANITOR_LOCK, self.lock_ms)
+        if self.r.get(self.lock_key) == self.token:
+            self.r.pexpire(self.lock_key, self.lock_ms)
             return True
         return False
 
@@ -83,20 +86,21 @@ class Janitor:
 
 
 class JanitorThread(threading.Thread):
-    """Runs :meth:`Janitor.tick` every ``interval_ms`` until stopped."""
+    """Runs :meth:`Janitor.tick` of each janitor every ``interval_ms`` until stopped."""
 
-    def __init__(self, janitor: Janitor, interval_ms: int) -> None:
+    def __init__(self, janitor: Janitor, interval_ms: int, *more: Janitor) -> None:
         super().__init__(name="billing-janitor", daemon=True)
-        self.janitor = janitor
+        self.janitors = (janitor, *more)
         self.interval = interval_ms / 1000
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
-            try:
-                self.janitor.tick()
-            except Exception:  # a Redis blip must not kill the janitor
-                log.exception("janitor_tick_failed")
+            for janitor in self.janitors:
+                try:
+                    janitor.tick()
+                except Exception:  # a Redis blip must not kill the janitor
+                    log.exception("janitor_tick_failed", space=janitor.store.space.name)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -44,6 +44,20 @@ key                                     type    what it holds
 ``bw:halt``                             hash    set when credentials were rejected: charging
                                                 stops until an operator clears it
 ``bw:janitor``                          string  the janitor's leader lock (short TTL)
+``bw:payout:{payout_id}``               hash    a payout (see ``worker.payouts.model``); never a PAN
+``bw:payouts``                          zset    every payout id, scored by creation time (ms)
+``bw:payouts:pending``                  zset    payouts waiting for a run, by creation time
+``bw:pjob:{payout_id}``                 hash    the payout's sending state: the same fields as a
+                                                period (status, attempt, fence, lease...)
+``bw:pattempt:{payout_id}:{n}``         hash    attempt ``n`` of a payout, as for a charge
+``bw:pwork``                            zset    ``{payout_id}|credit``: as ``bw:work``, for payouts
+``bw:run:{run_id}``                     hash    a payout run (see ``worker.payouts.runs``)
+``bw:run:{run_id}:payouts``             zset    the payouts a run took, in sending order
+``bw:runs``                             zset    run ids by start time
+``bw:runs:open``                        set     runs not finished yet (sending, or awaiting
+                                                approval)
+``bw:payout_schedule:{name}``           string  the last fire time (ms) a schedule was run for
+``bw:janitor:payouts``                  string  the payout janitor's lock
 ======================================  ======  =================================================
 
 Member and key parts are validated ids (``worker.subscriptions.validate_id``) and period
@@ -62,6 +76,14 @@ EVENTS = f"{PREFIX}events"
 AUDIT = f"{PREFIX}audit"
 HALT = f"{PREFIX}halt"
 JANITOR_LOCK = f"{PREFIX}janitor"
+PAYOUTS = f"{PREFIX}payouts"
+PAYOUTS_PENDING = f"{PREFIX}payouts:pending"
+PAYOUT_WORK = f"{PREFIX}pwork"
+RUNS = f"{PREFIX}runs"
+RUNS_OPEN = f"{PREFIX}runs:open"
+PAYOUT_JANITOR_LOCK = f"{PREFIX}janitor:payouts"
+#: The item part of a payout's job key: a payout has one job, its credit.
+PAYOUT_ITEM = "credit"
 
 
 def sub(sub_id: str) -> str:
@@ -103,3 +125,27 @@ def breaker(gateway: str) -> str:
 
 def slots(gateway: str) -> str:
     return f"{PREFIX}slots:{gateway}"
+
+
+def payout(payout_id: str) -> str:
+    return f"{PREFIX}payout:{payout_id}"
+
+
+def payout_job(payout_id: str, item: str = PAYOUT_ITEM) -> str:
+    return f"{PREFIX}pjob:{payout_id}"
+
+
+def payout_attempt(payout_id: str, item: str, n: int) -> str:
+    return f"{PREFIX}pattempt:{payout_id}:{n}"
+
+
+def run(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}"
+
+
+def run_payouts(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:payouts"
+
+
+def payout_schedule(name: str) -> str:
+    return f"{PREFIX}payout_schedule:{name}"

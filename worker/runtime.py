@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -28,12 +28,17 @@ from worker.charges.pipeline import Charger, ChargeSettings, Deps
 from worker.charges.policy import DEFAULT_DUNNING_MS, parse_schedule
 from worker.clock import Clock, from_env
 from worker.errors import ConfigurationError
+from worker.gateway.bizon.adapter import BizonChargeGateway, BizonPayoutGateway
+from worker.gateway.bizon.client import BizonClient
+from worker.gateway.bizon.settings import BizonSettings
 from worker.gateway.txpg.adapter import TxpgChargeGateway
 from worker.gateway.txpg.client import TxpgClient
+from worker.gateway.txpg.payouts import TxpgPayoutGateway
+from worker.payouts.flow import PAYOUT
 from worker.settings import TxpgSettings
 from worker.store import connect
 from worker.store.breaker import Breaker, BreakerSettings
-from worker.store.charges import ChargeStore
+from worker.store.charges import PAYOUTS, ChargeStore
 from worker.store.slots import Slots
 
 
@@ -44,6 +49,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isascii() or not raw.isdigit():
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}")
     return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes"}
 
 
 def charge_settings(env: Mapping[str, str]) -> ChargeSettings:
@@ -65,12 +74,13 @@ class Runtime:
 
     redis: redis.Redis
     charger: Charger
+    payouter: Charger  #: the same state machine with the payout flow
     clock: Clock
     env: Mapping[str, str]
 
     def close(self) -> None:
         for gateway in self.charger.deps.gateways.values():
-            if isinstance(gateway, TxpgChargeGateway):
+            if isinstance(gateway, TxpgChargeGateway | BizonChargeGateway):
                 gateway.client.close()
         self.redis.close()
 
@@ -87,8 +97,20 @@ def build(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> R
             f"BILLING_LEASE_MS ({settings.lease_ms}) must be longer than the gateway deadline "
             f"BILLING_TXPG_DEADLINE ({txpg_settings.deadline:g} s)"
         )
+    bizon_settings = BizonSettings.from_env(env)
+    if settings.lease_ms <= bizon_settings.deadline * 1000:
+        raise ConfigurationError(
+            f"BILLING_LEASE_MS ({settings.lease_ms}) must be longer than the gateway deadline "
+            f"BILLING_BIZON_DEADLINE ({bizon_settings.deadline:g} s)"
+        )
     r = connect(redis_url(dict(env)))
     txpg = TxpgChargeGateway(TxpgClient(txpg_settings))
+    bizon_client = BizonClient(bizon_settings)
+    bizon = BizonChargeGateway(
+        bizon_client,
+        auto_charge=_flag(env, "BILLING_BIZON_AUTO_CHARGE"),
+        honours_rebill_ids=_flag(env, "BILLING_BIZON_REBILL_MERCHANT_ID"),
+    )
     breaker_settings = BreakerSettings(
         threshold=_int(env, "BILLING_BREAKER_THRESHOLD", 5),
         cooldown_ms=_int(env, "BILLING_BREAKER_COOLDOWN_MS", 5_000),
@@ -96,20 +118,33 @@ def build(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> R
 
     deps = Deps(
         store=ChargeStore(r),
-        gateways={txpg.name: txpg},
-        breakers={txpg.name: Breaker(r, txpg.name, breaker_settings)},
+        gateways={txpg.name: txpg, bizon.name: bizon},
+        breakers={name: Breaker(r, name, breaker_settings) for name in (txpg.name, bizon.name)},
         clock=clock,
         settings=settings,
         slots={
-            txpg.name: Slots(
+            name: Slots(
                 r,
-                keys.slots(txpg.name),
+                keys.slots(name),
                 limit=_int(env, "BILLING_GATEWAY_CONCURRENCY", 64),
                 ttl_ms=_int(env, "BILLING_LEASE_MS", 90_000),
             )
+            for name in (txpg.name, bizon.name)
         },
+        fallback=env.get("BILLING_FALLBACK_GATEWAY", "") or None,
     )
-    return Runtime(redis=r, charger=Charger(deps), clock=clock, env=env)
+    payout_deps = replace(
+        deps,
+        store=ChargeStore(r, PAYOUTS),
+        gateways={
+            txpg.name: TxpgPayoutGateway(txpg.client),
+            bizon.name: BizonPayoutGateway(bizon_client),
+        },
+        flow=PAYOUT,
+    )
+    return Runtime(
+        redis=r, charger=Charger(deps), payouter=Charger(payout_deps), clock=clock, env=env
+    )
 
 
 _lock = threading.Lock()

@@ -29,7 +29,7 @@ from worker.money import Money, currency_exponent, parse_amount
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _LANGUAGES = ("az", "en", "ru")
-GATEWAYS = ("txpg",)
+GATEWAYS = ("txpg", "bizon")
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -82,6 +82,21 @@ class Subscription:
     cursor: str = ""  #: the last period key the scheduler recorded ("" before the first)
     #: pause history, oldest first: (paused_at, resumed_at) in ms, None while still paused
     pauses: tuple[tuple[int, int | None], ...] = ()
+    #: the card on Bizon: the id of an earlier (customer-present) order to rebill; "" if none
+    parent_order: str = ""
+
+    def card_ref(self, gateway: str | None = None) -> str:
+        """The card reference ``gateway`` (default: the subscription's own) charges: TXPG's
+        storedId, Bizon's parent order id; "" when the subscription holds none there.
+        """
+        name = gateway or self.gateway
+        if name == "bizon":
+            return self.parent_order
+        return str(self.stored_id) if self.stored_id else ""
+
+    def cards(self) -> dict[str, str]:
+        """Every gateway's card reference this subscription holds."""
+        return {name: ref for name in GATEWAYS if (ref := self.card_ref(name))}
 
     @property
     def currency(self) -> str:
@@ -97,7 +112,7 @@ class Subscription:
         *,
         id: str,
         customer: str,
-        stored_id: object,
+        stored_id: object = None,
         amount: str,
         currency: str,
         description: str = "",
@@ -106,6 +121,7 @@ class Subscription:
         cadence: Mapping[str, str] | None = None,
         metadata: Mapping[str, str] | None = None,
         now_ms: int = 0,
+        parent_order: str = "",
     ) -> Subscription:
         """Validate every field; raise :class:`InvalidInput` naming the first bad one."""
         from worker.periods import parse_cadence  # periods imports this module
@@ -115,18 +131,27 @@ class Subscription:
         cadence_map = _strings(cadence or {}, "cadence")
         if cadence_map:
             parse_cadence(cadence_map)
+        gateway = _choice(gateway, GATEWAYS, "gateway")
+        parent = str(parent_order or "")
+        if parent and not (parent.isascii() and parent.isdigit() and len(parent) <= 30):
+            raise InvalidInput(f"parent_order {parent!r} is invalid: it must be an order id")
+        if gateway == "bizon" and not parent:
+            raise InvalidInput("a bizon subscription needs parent_order (an earlier order's id)")
+        none_given = stored_id is None or stored_id == ""
+        stored = 0 if none_given and gateway != "txpg" else validate_stored_id(stored_id)
         return cls(
             id=validate_id(id, "subscription id"),
             customer=validate_id(customer, "customer"),
-            stored_id=validate_stored_id(stored_id),
+            stored_id=stored,
             amount=money,
             description=_text(description, "description", 255),
             language=_choice(language, _LANGUAGES, "language"),
-            gateway=_choice(gateway, GATEWAYS, "gateway"),
+            gateway=gateway,
             cadence=cadence_map,
             metadata=_strings(metadata or {}, "metadata"),
             created_at=now_ms,
             updated_at=now_ms,
+            parent_order=parent,
         )
 
     def with_status(self, status: SubscriptionStatus, now_ms: int) -> Subscription:
@@ -151,6 +176,7 @@ class Subscription:
             "metadata": _compact(self.metadata),
             "cursor": self.cursor,
             "pauses": format_pauses(self.pauses),
+            "parent_order": self.parent_order,
         }
         out.update({name: value for name, value in optional.items() if value})
         return out
@@ -172,6 +198,7 @@ class Subscription:
             updated_at=int(data.get("updated_at", "0")),
             cursor=data.get("cursor", ""),
             pauses=parse_pauses(data.get("pauses", "")),
+            parent_order=data.get("parent_order", ""),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -184,6 +211,7 @@ class Subscription:
             "currency": self.currency,
             "status": self.status.value,
             "gateway": self.gateway,
+            "parent_order": self.parent_order,
             "description": self.description,
             "language": self.language,
             "cadence": dict(self.cadence),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,9 +73,11 @@ class Recording:
         if call in self.before:
             self.before[call]()
 
-    def open_order(self, amount: Money, description: str) -> OrderHandle:
+    def open_order(
+        self, amount: Money, description: str, card_ref: str, ahead: Sequence[str] = ()
+    ) -> OrderHandle:
         self._note("open_order")
-        return self.inner.open_order(amount, description)
+        return self.inner.open_order(amount, description, card_ref, ahead)
 
     def attach_card(self, order: OrderHandle, card_ref: str) -> None:
         self._note("attach_card")

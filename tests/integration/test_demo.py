@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.logs import LogCapture, find_leaks
+from worker.demo import PAYOUT_PAN
 
 pytestmark = pytest.mark.slow
 
@@ -113,16 +114,48 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_running(
     )
     assert re.search(r"sub-farid\s+paid on attempt 4, order \d+", out)
     assert "$ billing events tail -n 15 --no-follow" in out and "dlq.replayed" in out
-    # the payout, the ledger, and the verdict
-    assert "FullyPaid" in out
-    assert "6 debits (112.47 AZN) for 6 paid periods, 1 credit" in out
+    # 6. a payout run through the product: import, a run whose limit holds one back, the
+    # worker sends the rest (one declined), the scheduler finishes it, the report
+    assert "$ billing payouts import " in out and "created 4, unchanged 0, invalid 0" in out
+    run = re.search(r"\$ billing payouts run --run-id (sellers-\S+) --max-total 250\.00 AZN", out)
+    assert run, out
+    run_id = run.group(1)
+    assert f"started run {run_id}: took 3 payouts (245.50 AZN)" in out
+    assert "limit reached: max_total 250.00 AZN; 1 payout held, pending, for the next run" in out
+    for paid in ("po-aylin", "po-ceyhun"):
+        assert re.search(rf"{paid}\s+paid out on attempt 1, order \d+", out)
+    assert re.search(r"po-babek\s+payout failed: 64 Credit amount limit \(soft\)", out)
+    assert f"{run_id} run finished, limit_reached: 2 paid, 1 failed" in out
+    assert not re.search(r"po-deniz\s+paid out", out)  # held: never sent
+    assert f"$ billing payouts report {run_id}" in out
+    assert f"run {run_id}: limit_reached, 1 held (max_total 250.00 AZN)" in out
+    assert re.search(r"po-babek\s*│\s*failed\s*│\s*80\.00 .*64 Credit amount limit", out)
+    # the failed payout among the dead letters, beside the failed charges
+    assert "4 shown, newest first" in out
+    assert re.search(r"po-babek\S*\s.*po-babek\s+credit\s+80\.00 AZN\s+declined\s+open", out)
+    # an immediate payout to a card number on stdin, shown only masked
+    assert "--now --pan-stdin" in out and "payout po-prize-emil: paid" in out
+    assert re.search(r"destination\s+416974\*{6}1778", out)
+    # the ledger, and the verdict
+    assert (
+        "6 debits (112.47 AZN) for 6 paid periods, 3 credits (190.50 AZN) for 3 paid payouts" in out
+    )
     assert "FAILED" not in out
-    assert len(re.findall(r"^  ok     ", out, flags=re.MULTILINE)) == 12
-    assert "nothing the demo started is still running" in out
+    assert len(re.findall(r"^  ok     ", out, flags=re.MULTILINE)) == 18
+    for check in (
+        "po-babek declined (64 Credit amount limit): failed, in the dead letters",
+        "po-deniz held back by the run's limit: still pending, never sent",
+        "every paid payout was credited exactly once, the declined and the held one never",
+        "every paid period was charged exactly once, the others never",
+        "nothing the demo started is still running",
+    ):
+        assert f"  ok     {check}" in out, check
     assert "Demo complete" in out
 
     # nothing secret printed: no merchant password, no PAN in clear, no order password
     assert not find_leaks((out + err).splitlines(), log_capture.secrets)
     assert "416974******1778" in out  # cards appear masked
+    kept = "".join(f.read_text(errors="replace") for f in logs.iterdir() if f.is_file())
+    assert PAYOUT_PAN not in out + err + kept  # the card number given on stdin, anywhere
     # the worker's and the scheduler's logs were kept where asked (and are scanned too)
     assert (logs / "worker.log").is_file() and (logs / "scheduler.log").is_file()

@@ -145,7 +145,7 @@ def test_unicode_text_is_fine() -> None:
     ("changes", "message"),
     [
         ({"language": "fr"}, "language 'fr' is not one of az, en, ru"),
-        ({"gateway": "bizon"}, "gateway 'bizon' is not one of txpg"),
+        ({"gateway": "paypal"}, "gateway 'paypal' is not one of txpg, bizon"),
         ({"cadence": {"bad key": "x"}}, "cadence key 'bad key' is invalid"),
         ({"cadence": {"k": 1}}, "cadence k must be text"),
         ({"metadata": ["a=b"]}, "metadata must be a mapping"),

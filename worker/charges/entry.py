@@ -59,8 +59,9 @@ def request_charge(
         clock.now_ms(),
         amount_minor=sub.amount.minor,
         currency=sub.currency,
-        card=str(sub.stored_id),
+        card=sub.card_ref(),
         gateway=sub.gateway,
+        cards=sub.cards(),
     )
     key = f"{sub_id} {period}"
     if status == "paid":

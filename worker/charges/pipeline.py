@@ -6,7 +6,8 @@ time), reads where the current attempt stands, and moves it one gateway call at 
 writing each step ahead of the call it guards:
 
 * no attempt, or the last one declined and its dunning time has come: a new attempt;
-* ``due``: create the order, store its id and password;
+* ``due``: create the order, store its id and password (a gateway that asks for it first gets
+  a note written ahead on the attempt, which stays ``due`` until the order is known);
 * ``order_created``: attach the saved card;
 * ``token_set``: store ``exec_sent``, then execute;
 * ``exec_sent`` (found after a crash) or ``unknown``: ask the gateway (reconcile). Paid is
@@ -20,6 +21,7 @@ enqueues it then. Nothing waits in a queue alone, so a lost message only delays 
 from __future__ import annotations
 
 import enum
+import json
 import os
 import random
 import socket
@@ -32,6 +34,7 @@ import structlog
 
 from worker import events, keys, metrics
 from worker.charges import policy
+from worker.charges.flow import CHARGE, Flow
 from worker.charges.states import AttemptState, PeriodStatus
 from worker.clock import Clock
 from worker.deadletters import (
@@ -52,14 +55,13 @@ from worker.errors import (
     RequestRejected,
 )
 from worker.events import EventType
-from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle
+from worker.gateway.port import ChargeGateway, Lookup, LookupOutcome, OrderHandle, WritesAhead
 from worker.money import Money
-from worker.sensitive import Secret
+from worker.sensitive import Secret, scrub
 from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
 from worker.store.charges import ChargeStore, Claim, Conflict, Fenced, Ops, card_ops
 from worker.store.slots import Slots
-from worker.subscriptions import Subscription, SubscriptionStatus
 
 log = structlog.get_logger("worker.charges")
 
@@ -103,6 +105,11 @@ class Deps:
     slots: Mapping[str, Slots] = field(default_factory=dict)
     settings: ChargeSettings = field(default_factory=ChargeSettings)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: what kind of job this is: a charge (the default) or a payout
+    flow: Flow = CHARGE
+    #: the gateway a period's next attempt moves to after a soft decline or while its own
+    #: gateway's breaker is open (only when the period froze a card reference there)
+    fallback: str | None = None
 
 
 def _backoff(base: int, cap: int, tries: int) -> int:
@@ -130,7 +137,7 @@ class Charger:
         started = time.monotonic()
         now = d.clock.now_ms()
         claim = d.store.claim(sub_id, period, now, d.settings.lease_ms, d.owner)
-        key = keys.work_member(sub_id, period)
+        key = d.flow.space.member(sub_id, period)
         if isinstance(claim, str):
             outcome = {
                 "paid": Outcome.ALREADY_PAID,
@@ -160,10 +167,9 @@ class Charger:
             metrics.IN_FLIGHT.dec()
         metrics.CHARGES.labels(outcome.value).inc()
         log.info(
-            "charge_attempt_finished",
+            f"{d.flow.space.name}_attempt_finished",
             idempotency_key=key,
-            subscription_id=sub_id,
-            period=period,
+            **d.flow.ids(sub_id, period),
             attempt=run.n,
             order_id=run.order_id,
             outcome=outcome.value,
@@ -179,11 +185,16 @@ class _Run:
     def __init__(self, deps: Deps, claim: Claim) -> None:
         self.d = deps
         self.claim = claim
-        self.key = keys.work_member(claim.sub_id, claim.period)
+        self.flow = deps.flow
+        self.key = self.flow.space.member(claim.sub_id, claim.period)
         self.n = claim.attempt
         self.new_fields: dict[str, str | int] = {}
         self.declines = 0
         self.order_id: str | None = None
+        #: the current ``due`` attempt is stored (a note was written ahead of its order)
+        self.due_stored = False
+        #: the gateway the current attempt uses (the period's, or the fallback)
+        self.gateway_name = ""
         self.detail = ""
         #: set when a call failed in a way that says "the gateway is not healthy"
         self.unavailable = False
@@ -199,7 +210,7 @@ class _Run:
             event_type,
             self.key,
             self.now(),
-            {"subscription_id": self.claim.sub_id, "period": self.claim.period, **data},
+            {**self.flow.ids(self.claim.sub_id, self.claim.period), **data},
         )
 
     def wait(self, until_ms: int, detail: str, outcome: Outcome = Outcome.DEFERRED) -> Outcome:
@@ -216,7 +227,7 @@ class _Run:
         write (usually: its order was created), which also makes it the period's current one.
         """
         ops = Ops(expect=expect, attempt=self.n, **kw)
-        if expect == AttemptState.DUE.value:
+        if expect == AttemptState.DUE.value and not self.due_stored:
             ops.expect = ""
             ops.set_attempt = {**self.new_fields, **ops.set_attempt}
             ops.set_period = {"attempt": self.n, "next_at": 0, **ops.set_period}
@@ -227,15 +238,18 @@ class _Run:
     def drive(self) -> Outcome:
         d = self.d
         snap = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n, list(d.gateways))
-        period, attempt, stopped = snap.period, snap.attempt, snap.halt
-        name = period.get("gateway", "")
+        attempt, stopped = snap.attempt, snap.halt
+        name, card = self.choose(snap.period, attempt, snap.breaker)
+        breaker_closed = snap.breaker_closed and name == snap.period.get("gateway", "")
+        # The rest of the run sees the attempt's own gateway and card as the period's.
+        period = {**snap.period, "gateway": name, "card": card}
+        self.gateway_name = name
         gateway, breaker = d.gateways.get(name), d.breakers.get(name)
         if gateway is None or breaker is None:
             return self.wait(self.now() + d.settings.retry_max_ms, f"no gateway {name!r}")
         amount = Money(int(period["amount_minor"]), period["currency"])
         self.declines = int(period.get("declines") or 0)
-        sub_hash, sub_id = snap.subscription, self.claim.sub_id
-        sub = Subscription.from_hash(sub_hash, sub_id) if sub_hash else None
+        unwanted = self.flow.gate(snap.subscription)
         if stopped is not None:
             why = f"halted: {stopped.get('reason', '')}"
             return self.wait(self.now() + d.settings.halt_recheck_ms, why)
@@ -245,16 +259,43 @@ class _Run:
             delay = _backoff(100, 1_000, 3)
             return self.wait(self.now() + delay, "gateway concurrency limit reached")
         try:
-            return self.loop(period, attempt, sub, gateway, breaker, amount, snap.breaker_closed)
+            return self.loop(period, attempt, unwanted, gateway, breaker, amount, breaker_closed)
         finally:
             if slots is not None and token:
                 slots.release(token)
+
+    def choose(
+        self, period: Mapping[str, str], attempt: Mapping[str, str], breaker: Mapping[str, str]
+    ) -> tuple[str, str]:
+        """The gateway and card reference of the attempt this run works on.
+
+        An attempt in progress keeps the gateway it started on. A new one uses the period's
+        gateway, unless a fallback gateway is configured, the period froze a card reference
+        valid there, and either the last attempt was declined softly or the primary's
+        breaker is open: then the fallback.
+        """
+        primary = period.get("gateway", "")
+        cards: dict[str, str] = json.loads(period.get("cards") or "{}")
+        cards.setdefault(primary, period.get("card", ""))
+        state = attempt.get("state", "")
+        if state and state != AttemptState.DECLINED.value:
+            used = attempt.get("gateway") or primary
+            return used, cards.get(used, "")
+        fallback = self.d.fallback
+        if fallback and fallback != primary and cards.get(fallback):
+            soft = state == AttemptState.DECLINED.value and attempt.get("decline_class") in (
+                DeclineClass.SOFT.value,
+                "abandoned",
+            )
+            if soft or breaker.get("state") == "open":
+                return fallback, cards[fallback]
+        return primary, cards[primary]
 
     def loop(
         self,
         period: Mapping[str, str],
         attempt: dict[str, str],
-        sub: Subscription | None,
+        unwanted: str | None,
         gateway: ChargeGateway,
         breaker: Breaker,
         amount: Money,
@@ -262,16 +303,18 @@ class _Run:
     ) -> Outcome:
         allowed, mode = True, "closed"
         checked = breaker_closed  # plainly closed: the breaker's script need not be asked
+        self.due_stored = attempt.get("state") == AttemptState.DUE.value
         while True:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
             nothing_sent = state in _NOTHING_SENT
-            if nothing_sent and (sub is None or not sub.chargeable):
-                return self.skip(sub, attempt)
+            if nothing_sent and unwanted is not None:
+                return self.skip(unwanted)
             if state is None or state is AttemptState.DECLINED:
                 if state is AttemptState.DECLINED and self.claim.next_at > self.now():
                     return self.wait(self.claim.next_at, "dunning: the next attempt is not due")
                 self.n += 1
+                self.due_stored = False
                 self.new_fields = {
                     "n": self.n,
                     "started_at": self.now(),
@@ -316,7 +359,7 @@ class _Run:
         """One gateway step. Returns the attempt's new fields, or the run's outcome."""
         handle = OrderHandle(attempt.get("order_id", ""), _secret(attempt.get("order_pw")))
         if state is AttemptState.DUE:
-            return self.create_order(gateway, amount)
+            return self.create_order(attempt, gateway, amount, period["card"])
         if state is AttemptState.ORDER_CREATED:
             return self.attach_card(attempt, gateway, handle, period["card"])
         if state is AttemptState.TOKEN_SET:
@@ -329,10 +372,23 @@ class _Run:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def create_order(self, gateway: ChargeGateway, amount: Money) -> dict[str, str] | Outcome:
+    def create_order(
+        self, attempt: Mapping[str, str], gateway: ChargeGateway, amount: Money, card: str
+    ) -> dict[str, str] | Outcome:
+        # Unique per attempt: the attempt's idempotency key, as the gateway sees it.
         description = f"{self.claim.sub_id} {self.claim.period} #{self.n}"
+        ahead: list[str] = json.loads(attempt.get("ahead") or "[]")
+        if isinstance(gateway, WritesAhead):
+            # Written before the call, so that a run after a lost answer (or a crash) can
+            # hand the gateway what it needs to find an order the call may have made.
+            ahead.append(gateway.note_ahead(amount, description, card))
+            self.step(
+                AttemptState.DUE.value,
+                set_attempt={"state": AttemptState.DUE.value, "ahead": json.dumps(ahead)},
+            )
+            self.due_stored = True
         try:
-            handle = gateway.open_order(amount, description)
+            handle = gateway.open_order(amount, description, card, tuple(ahead))
         except OutcomeUnknown as exc:
             # An order that may exist but has no card and no transaction moves no money:
             # the next run simply creates another one.
@@ -391,7 +447,9 @@ class _Run:
                 expect=stored,
                 attempt=self.n,
                 set_attempt={"state": AttemptState.EXEC_SENT.value, "exec_sent_at": self.now()},
-                card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}"),
+                card=card_ops(period["gateway"], period["card"], f"{self.key}|{self.n}|{reexecs}")
+                if self.flow.card_caps
+                else None,
             ),
         )
         if capped is not None:
@@ -405,9 +463,7 @@ class _Run:
                     work_at=capped.allowed_at,
                     release=True,
                     events=[
-                        self.event(
-                            EventType.CHARGE_DEFERRED, reason="card_cap", until=capped.allowed_at
-                        )
+                        self.event(self.flow.deferred, reason="card_cap", until=capped.allowed_at)
                     ],
                 ),
             )
@@ -450,11 +506,12 @@ class _Run:
         evs = []
         if reconciled:
             evs.append(
-                self.event(
-                    EventType.CHARGE_RECONCILED, attempt=self.n, order_id=order_id, outcome="paid"
-                )
+                self.event(self.flow.reconciled, attempt=self.n, order_id=order_id, outcome="paid")
             )
-        evs.append(self.event(EventType.CHARGE_SUCCEEDED, attempt=self.n, order_id=order_id))
+        evs.append(self.event(self.flow.succeeded, attempt=self.n, order_id=order_id))
+        outcome = {"order_id": order_id, "approval_code": approval or ""}
+        change, more = self.flow.on_paid(self.claim.sub_id, outcome)
+        evs += [self.event(kind) for kind in more]
         self.step(
             attempt["state"],
             set_attempt={
@@ -471,6 +528,7 @@ class _Run:
                 "lease_until": 0,
             },
             work_remove=True,
+            sub=change,
             events=evs,
         )
         _crash_if("after_result")
@@ -487,9 +545,7 @@ class _Run:
                 "error": why[:300],
             },
             events=[
-                self.event(
-                    EventType.CHARGE_UNKNOWN, attempt=self.n, order_id=attempt.get("order_id", "")
-                )
+                self.event(self.flow.unknown, attempt=self.n, order_id=attempt.get("order_id", ""))
             ],
         )
         return {**attempt, "state": AttemptState.UNKNOWN.value, "unknown_since": since}
@@ -528,7 +584,7 @@ class _Run:
                     set_attempt={"state": AttemptState.DECLINED.value, "finished_at": self.now()},
                 )
             # Execute the same order again, but in a later run: a gateway that keeps losing
-            # exec-tran must not be hammered in a loop.
+            # execute call must not be hammered in a loop.
             delay = _backoff(d.settings.retry_base_ms, d.settings.retry_max_ms, reexecs)
             self.step(
                 AttemptState.UNKNOWN.value,
@@ -541,7 +597,7 @@ class _Run:
                 release=True,
                 events=[
                     self.event(
-                        EventType.CHARGE_RECONCILED,
+                        self.flow.reconciled,
                         attempt=self.n,
                         order_id=handle.id,
                         outcome="not_executed",
@@ -593,14 +649,14 @@ class _Run:
             order_id = attempt.get("order_id", "")
             evs.append(
                 self.event(
-                    EventType.CHARGE_RECONCILED,
+                    self.flow.reconciled,
                     attempt=self.n,
                     order_id=order_id,
                     outcome="declined",
                 )
             )
         declines = self.declines + 1
-        decision = policy.after_decline(
+        decision = self.flow.after_decline(
             decline_class, declines, self.now(), self.d.settings.dunning_ms
         )
         if isinstance(decision, policy.DeadLetter):
@@ -608,20 +664,21 @@ class _Run:
                 attempt,
                 decision.reason,
                 str(exc),
-                decision.subscription_status,
+                decision,
                 set_attempt=fields,
                 events=evs,
                 exc=exc,
             )
-        evs.append(
-            self.event(
-                EventType.CHARGE_DECLINED,
-                attempt=self.n,
-                decline_class=decline_class.value,
-                pmo_code=exc.result_code,
-                next_retry_at=decision.at_ms,
+        if self.flow.declined is not None:
+            evs.append(
+                self.event(
+                    self.flow.declined,
+                    attempt=self.n,
+                    decline_class=decline_class.value,
+                    pmo_code=exc.result_code,
+                    next_retry_at=decision.at_ms,
+                )
             )
-        )
         self.step(
             attempt["state"],
             set_attempt=fields,
@@ -674,7 +731,7 @@ class _Run:
         attempt: Mapping[str, str],
         reason: DeadLetterReason,
         detail: str,
-        sub_status: SubscriptionStatus | None,
+        decision: policy.DeadLetter | None,
         *,
         set_attempt: dict[str, str | int],
         events: list[dict[str, str]] | None = None,
@@ -694,41 +751,43 @@ class _Run:
             key=self.key,
             subscription_id=self.claim.sub_id,
             period=self.claim.period,
+            kind=self.flow.space.name,
             amount_minor=int(period["amount_minor"]),
             currency=period["currency"],
-            gateway=period.get("gateway", ""),
+            gateway=self.gateway_name or period.get("gateway", ""),
             reason=reason,
             detail=detail[:500],
             attempts=attempts_summary(history),
             created_at=self.now(),
         )
         evs = list(events or [])
-        if exc is not None:
+        if exc is not None and self.flow.declined is not None:
             evs.append(
                 self.event(
-                    EventType.CHARGE_DECLINED,
+                    self.flow.declined,
                     attempt=self.n,
                     decline_class=exc.decline_class.value,
                     pmo_code=exc.result_code,
                     next_retry_at=None,
                 )
             )
-        evs.append(
-            self.event(EventType.CHARGE_FAILED, attempt=self.n, reason=reason.value, dlq_id=dlq_id)
-        )
-        sub_ops = None
-        if sub_status is not None:
-            kind = (
-                EventType.SUBSCRIPTION_NEEDS_NEW_CARD
-                if sub_status is SubscriptionStatus.NEEDS_NEW_CARD
-                else EventType.SUBSCRIPTION_PAST_DUE
-            )
-            evs.append(self.event(kind))
-            sub_ops = {
-                "key": keys.sub(self.claim.sub_id),
-                "from": ["active", "past_due"],
-                "to": sub_status.value,
+        failure: dict[str, Any] = {"attempt": self.n, "reason": reason.value, "dlq_id": dlq_id}
+        if exc is not None and self.flow.declined is None:  # the failure event tells the decline
+            failure |= {
+                "decline_class": exc.decline_class.value,
+                "pmo_code": exc.result_code,
+                "pmo_title": exc.result_title,
             }
+        evs.append(self.event(self.flow.failed, **failure))
+        last = history[self.n - 1] if len(history) >= self.n else {}
+        outcome = {
+            "order_id": last.get("order_id", ""),
+            "failure_code": scrub(last.get("pmo_code") or last.get("error_code") or ""),
+            "failure_title": scrub(last.get("pmo_title", "")),
+            "failure_reason": scrub(last.get("decline_reason") or detail)[:300],
+        }
+        sub_ops, more = self.flow.on_dead(self.claim.sub_id, decision, outcome)
+        evs += [self.event(kind) for kind in more]
         final_attempt = set_attempt.get("state") == AttemptState.DECLINED.value
         self.step(
             attempt["state"],
@@ -754,12 +813,11 @@ class _Run:
         self.detail = f"{reason.value}: {detail[:120]}"
         return Outcome.DEAD
 
-    def skip(self, sub: Subscription | None, attempt: Mapping[str, str]) -> Outcome:
-        """No exec-tran was sent and the subscription may not be charged: close the period
+    def skip(self, why: str) -> Outcome:
+        """No execute call was sent and the subscription may not be charged: close the period
         as skipped, recorded with its reason (never silently dropped). An order that exists
         was never executed, so its password is dropped like on any final attempt.
         """
-        why = "subscription deleted" if sub is None else f"subscription {sub.status.value}"
         stored = self.d.store.attempt(self.claim.sub_id, self.claim.period, self.n)
         self.step(
             stored.get("state", ""),
@@ -771,7 +829,7 @@ class _Run:
                 "lease_until": 0,
             },
             work_remove=True,
-            events=[self.event(EventType.CHARGE_DEFERRED, reason=why, final="skipped")],
+            events=[self.event(self.flow.deferred, reason=why, final="skipped")],
         )
         self.detail = why
         return Outcome.SKIPPED
@@ -785,7 +843,7 @@ class _Run:
         return self.wait(self.now() + delay, f"not sent ({exc}); retry in {delay} ms")
 
 
-#: States in which no exec-tran can have been sent for the current attempt.
+#: States in which no execute call can have been sent for the current attempt.
 _NOTHING_SENT = frozenset(
     {
         None,

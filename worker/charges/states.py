@@ -12,7 +12,7 @@ Attempt states::
               declined            └── (not sent: back to token_set;        │
           (token refused)              reconciled unexecuted: same order) ◄┘
 
-``exec_sent`` is written *before* exec-tran is sent. Finding an attempt in ``exec_sent``
+``exec_sent`` is written *before* the execute call is sent. Finding an attempt in ``exec_sent``
 (after a crash) means "maybe sent": it is reconciled, never re-sent blind. A new order (a new
 attempt) is made only after the previous one is ``declined``: never while an order may still
 be paid.
@@ -30,7 +30,7 @@ class AttemptState(enum.StrEnum):
     DUE = "due"  #: no order yet
     ORDER_CREATED = "order_created"  #: order id and password stored
     TOKEN_SET = "token_set"  # noqa: S105 - a state name; #: the card is attached to the order
-    EXEC_SENT = "exec_sent"  #: exec-tran may have been sent: reconcile before anything else
+    EXEC_SENT = "exec_sent"  #: the execute call may have been sent: reconcile before anything else
     UNKNOWN = "unknown"  #: the outcome is unknown; reconciling with GET order
     PAID = "paid"  #: final: money moved once
     DECLINED = "declined"  #: final for this attempt: the order will never be paid

@@ -47,6 +47,7 @@ import worker.cli.demo  # noqa: E402
 import worker.cli.dlq  # noqa: E402
 import worker.cli.events  # noqa: E402
 import worker.cli.forecast  # noqa: E402
+import worker.cli.payouts  # noqa: E402
 import worker.cli.sandbox  # noqa: E402
 import worker.cli.simulate  # noqa: E402
 import worker.cli.subscriptions  # noqa: E402

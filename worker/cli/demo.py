@@ -26,7 +26,9 @@ def demo(log_dir: Path | None = LogDirOption) -> None:
 
     Imports sample subscriptions, lets them come due (dunning in seconds), and shows what
     happened: approvals, a soft decline recovered after a top-up, dunning that runs out, hard
-    declines, the dead letters, a replay, the event stream, an OCT payout and the sandbox's
+    declines, the dead letters, a replay and the event stream. Then a payout run: sample
+    payouts imported, a run whose limit holds one back, a declined payout in the dead
+    letters, the run's report, and an immediate payout to a card number; and the sandbox's
     ledger. Takes well under a minute, needs nothing running and leaves nothing running.
     Exits 0 only if every outcome was the expected one.
     """

@@ -1,4 +1,5 @@
-"""``billing sandbox``: serve the local TXPG sandbox gateway (see :mod:`worker.sandbox`)."""
+"""``billing sandbox``: serve the local TXPG sandbox gateway (see :mod:`worker.sandbox`), or
+with ``--gateway bizon`` the Bizon one (:mod:`worker.sandbox.bizon`)."""
 
 from __future__ import annotations
 

@@ -76,12 +76,13 @@ def scheduler(
         "127.0.0.1", envvar="BILLING_METRICS_HOST", help="Address for the metrics server."
     ),
 ) -> None:
-    """Run the scheduler: the due sweep, the janitor and metrics, on APScheduler.
+    """Run the scheduler: the due sweep, payout runs, the janitor and metrics, on APScheduler.
 
     Needs BILLING_REDIS_URL. Run two for availability: they share a leader lease in Redis
     and only the holder sweeps; a standby takes over within BILLING_SCHEDULER_LEASE_MS
     (10 s) of the leader's death, at once after a clean stop. Settings: BILLING_SWEEP_*,
     BILLING_CATCH_UP (all | latest), BILLING_SCHEDULER_LEASE_MS; see schedules/process.py.
+    Payout schedules: BILLING_PAYOUT_SCHEDULES names a TOML file (docs/payouts.md).
     Stops on SIGINT or SIGTERM, giving the lease up.
     """
     import signal
@@ -92,6 +93,7 @@ def scheduler(
     from schedules.process import JOB_DEFAULTS, Jobs, SchedulerSettings
     from worker import broker
     from worker.clock import from_env
+    from worker.payouts.config import load_schedules
     from worker.store import connect
 
     url = _require_redis()
@@ -112,7 +114,19 @@ def scheduler(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host)
-    jobs = Jobs(connect(url), actors.send_charges, clock, settings)
+    try:
+        payout_schedules = load_schedules()
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    jobs = Jobs(
+        connect(url),
+        actors.send_charges,
+        clock,
+        settings,
+        send_payouts=actors.send_payouts,
+        payout_schedules=payout_schedules,
+    )
     sched = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     jobs.install(sched)
     # The first sweep at once, not one interval after start; on the scheduler's threads like

@@ -3,14 +3,26 @@
 The pipeline speaks only this vocabulary: open an order for a charge, attach the saved card,
 execute it, look it up. Each gateway adapter maps its own API onto these four calls and its
 errors onto ``worker.errors`` (``RequestNotSent``, ``OutcomeUnknown``, ``Declined`` with a
-``DeclineClass``, ``CredentialsRejected``, ``RequestRejected``). Nothing here names TXPG.
+``DeclineClass``, ``CredentialsRejected``, ``RequestRejected``). Nothing here names a gateway.
+
+``open_order`` receives the card reference (a gateway that creates the order *on* a saved card
+needs it there; one that attaches the card later ignores it) and a description that is unique
+per attempt (``"{owner} {item} #{n}"``): the attempt's idempotency key.
+
+A gateway whose "open order" call may create an order it cannot name again when the answer is
+lost (no idempotency key on the request) also offers :class:`WritesAhead`: before each
+``open_order`` the pipeline asks it for a note (for instance the time the request is about to
+be sent), stores the note on the attempt *before* the call, and passes every note stored so
+far to ``open_order`` as ``ahead``. The adapter uses the earlier notes to search for an order a
+lost answer created before it creates another one.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from worker.errors import DeclineClass
 from worker.money import Money
@@ -55,10 +67,21 @@ class ChargeGateway(Protocol):
 
     name: str
 
-    def open_order(self, amount: Money, description: str) -> OrderHandle: ...
+    def open_order(
+        self, amount: Money, description: str, card_ref: str, ahead: Sequence[str] = ()
+    ) -> OrderHandle: ...
 
     def attach_card(self, order: OrderHandle, card_ref: str) -> None: ...
 
     def execute(self, order: OrderHandle, amount: Money) -> Approval: ...
 
     def lookup(self, order: OrderHandle) -> Lookup: ...
+
+
+@runtime_checkable
+class WritesAhead(Protocol):
+    """A gateway that wants a note written on the attempt before each ``open_order``."""
+
+    def note_ahead(self, amount: Money, description: str, card_ref: str) -> str:
+        """The note to store before the call (no I/O; the adapter's own clock)."""
+        ...

@@ -14,6 +14,13 @@ Ways to run it:
 * :func:`create_app`: the aiohttp application itself.
 
 HTTP statuses of error bodies are listed in :mod:`.errors`; the admin API in :mod:`.admin`.
+
+The second gateway's sandbox, :mod:`worker.sandbox.bizon` (``billing sandbox --gateway
+bizon``), shares this package's machinery rather than copying it: :mod:`.core` (cards,
+ledger, faults, clock), :mod:`.cards`, :mod:`.faults`, :mod:`.ledger`, :mod:`.pipeline`,
+:mod:`.transport`, :mod:`.admin`, :mod:`.server` and :mod:`.process`. The other modules
+here (:mod:`.app`, :mod:`.engine`, :mod:`.orders`, :mod:`.processor`, :mod:`.render`,
+:mod:`.bodies`, :mod:`.errors`, :mod:`.wire`) are TXPG's.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The admin API under ``/_admin``: ledger, cards, faults, orders, reset. For loopback use.
 
+Shared by both sandboxes (:class:`AdminSettings` says what differs: the endpoint names of
+fault rules, how a card is written, the default currency of a top-up); each gateway adds
+its own routes under ``/_admin/orders/{id}/...`` with the same :func:`guarded` decorator.
+
 It has no authentication, so it answers only clients on 127.0.0.1/::1 unless the app was
 made with ``allow_remote_admin=True`` (``billing sandbox --admin-remote``, for a container).
 
@@ -7,11 +11,15 @@ made with ``allow_remote_admin=True`` (``billing sandbox --admin-remote``, for a
 ``GET    /_admin/health``                   ``{"ok": true}``: the sandbox is serving
 ``GET    /_admin/ledger[?orderId=N]``       ``{"entries": [...]}``: money moved, oldest first
 ``GET    /_admin/orders``                   ``{"orders": [...]}``: id, type, status, amounts
-``POST   /_admin/orders/{id}/hpp-pay``      ``{"pan", "expiry", "save"}``: play the customer on
-                                            the payment page (Order_SMS / Order_DMS)
+``POST   /_admin/orders/{id}/hpp-pay``      TXPG: ``{"pan", "expiry", "save"}``: play the
+                                            customer on the payment page (Order_SMS / _DMS)
+``POST   /_admin/orders/{id}/pay``          Bizon: play the customer on the payment page
+``POST   /_admin/orders/{id}/mark``         Bizon: ``{"status": "chargedback"}`` (or
+                                            ``fraud``, ``rejected``)
 ``GET    /_admin/cards``                    ``{"cards": [...]}``
 ``POST   /_admin/cards``                    a card, or ``{"cards": [...]}``: register
-``POST   /_admin/cards/{key}/top-up``       ``{"amount": "10.00", "currency": "AZN"}``
+``POST   /_admin/cards/{key}/top-up``       ``{"amount": "10.00", "currency": "AZN"}``; the
+                                            key is a storedId, a TWO token or a masked PAN
 ``GET    /_admin/faults``                   ``{"faults": [...]}`` with how often each fired
 ``POST   /_admin/faults``                   a rule, or ``{"faults": [...], "seed": 7}``: add
 ``DELETE /_admin/faults[/{id}]``            clear all rules, or one
@@ -23,31 +31,50 @@ Errors are ``{"error": "..."}`` with 400 (bad input), 403 (not loopback) or 404.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import wraps
 from typing import Any
 
 from aiohttp import web
 
 from worker.errors import InvalidInput
-from worker.sandbox.bodies import read_amount
-from worker.sandbox.cards import card_from_json
-from worker.sandbox.config import CONFIG
-from worker.sandbox.engine import SandboxState
-from worker.sandbox.errors import TxpgError
-from worker.sandbox.faults import rule_from_json
+from worker.money import Money, parse_amount
+from worker.sandbox.cards import TXPG_CARDS, Card, CardDialect, card_from_json
+from worker.sandbox.core import SandboxCore
+from worker.sandbox.faults import Endpoint, rule_from_json
 from worker.sandbox.wire import loads
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
-def add_routes(app: web.Application) -> None:
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """What the admin API needs to know about the sandbox it serves."""
+
+    state: SandboxCore
+    allow_remote: bool = False
+    endpoints: type[enum.StrEnum] = Endpoint  #: the names fault rules use
+    fault_by_card: bool = True  #: fault rules may match a storedId
+    cards: CardDialect = TXPG_CARDS
+    currency: str = "AZN"  #: a top-up's currency when it names none
+
+    def read_card(self, data: Mapping[str, Any]) -> Card:
+        return card_from_json(data, self.cards)
+
+
+ADMIN = web.AppKey("sandbox_admin", AdminSettings)
+
+
+def add_routes(app: web.Application, settings: AdminSettings) -> None:
+    app[ADMIN] = settings
     routes = app.router
     routes.add_get("/_admin/health", _health)
     routes.add_get("/_admin/ledger", _ledger)
     routes.add_get("/_admin/orders", _orders)
-    routes.add_post("/_admin/orders/{id}/hpp-pay", _hpp_pay)
     routes.add_get("/_admin/cards", _cards)
     routes.add_post("/_admin/cards", _add_cards)
     routes.add_post("/_admin/cards/{key}/top-up", _top_up)
@@ -58,44 +85,53 @@ def add_routes(app: web.Application) -> None:
     routes.add_post("/_admin/reset", _reset)
 
 
-def _state(request: web.Request) -> SandboxState:
-    return request.app[CONFIG].state
+def _state(request: web.Request) -> SandboxCore:
+    return request.app[ADMIN].state
 
 
-def _error(status: int, message: str) -> web.Response:
+def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _admin(handler: Handler) -> Handler:
+def guarded(handler: Handler) -> Handler:
     """Refuse non-loopback clients; turn bad input into a 400 that says what is wrong."""
 
     @wraps(handler)
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if request.remote not in _LOOPBACK and not request.app[CONFIG].allow_remote_admin:
-            return _error(403, "the admin API answers loopback clients only")
+    async def guard(request: web.Request) -> web.StreamResponse:
+        if request.remote not in _LOOPBACK and not request.app[ADMIN].allow_remote:
+            return error(403, "the admin API answers loopback clients only")
         try:
             return await handler(request)
         except (InvalidInput, ValueError) as exc:
-            return _error(400, str(exc))
-        except TxpgError as exc:
-            return _error(exc.http_status, exc.description)
+            return error(400, str(exc))
 
-    return guarded
+    return guard
 
 
-async def _body(request: web.Request) -> Any:
+async def read_body(request: web.Request) -> Any:
+    """The request's JSON body; :class:`InvalidInput` (a 400) if it is not JSON."""
     try:
         return loads(await request.read())
     except ValueError:
         raise InvalidInput("the body must be a JSON document") from None
 
 
-@_admin
+def read_money(value: Any, currency: Any) -> Money:
+    """An admin amount (``"10.00"``, ``10``, ``10.5``) in ``currency``, exactly."""
+    if not isinstance(currency, str):
+        raise InvalidInput("currency must be a string like 'AZN'")
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidInput('amount must be an amount like "10.00"')
+    text = format(value, "f") if isinstance(value, Decimal) else str(value)
+    return parse_amount(text, currency)
+
+
+@guarded
 async def _health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True})
 
 
-@_admin
+@guarded
 async def _ledger(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("orderId")
     order_id = int(raw) if raw is not None else None
@@ -103,89 +139,64 @@ async def _ledger(request: web.Request) -> web.StreamResponse:
     return web.json_response({"entries": [entry.to_json() for entry in entries]})
 
 
-@_admin
+@guarded
 async def _orders(request: web.Request) -> web.StreamResponse:
-    orders = [
-        {
-            "id": order.id,
-            "typeRid": order.type.value,
-            "status": order.status.value,
-            "amount": order.amount.to_gateway(),
-            "currency": order.currency,
-            "description": order.description,
-            "trans": len(order.trans),
-        }
-        for order in _state(request).orders()
-    ]
-    return web.json_response({"orders": orders})
+    return web.json_response({"orders": _state(request).order_summaries()})
 
 
-@_admin
-async def _hpp_pay(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("pan"), str):
-        raise InvalidInput('hpp-pay needs {"pan": "...", "expiry": "MMYY", "save": true}')
-    expiry = body.get("expiry", "1230")
-    order_id = request.match_info["id"]
-    if not order_id.isdigit():
-        return _error(404, f"order {order_id} not found")
-    state = _state(request)
-    try:
-        result = state.hpp_pay(int(order_id), body["pan"], expiry, save=bool(body.get("save")))
-    except TxpgError as exc:
-        return web.json_response(exc.body(), status=exc.http_status)
-    return web.json_response(result)
-
-
-@_admin
+@guarded
 async def _cards(request: web.Request) -> web.StreamResponse:
     cards = _state(request).cards.snapshot()
     return web.json_response({"cards": [card.to_json() for card in cards]})
 
 
-@_admin
+@guarded
 async def _add_cards(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
+    body = await read_body(request)
     items = body["cards"] if isinstance(body, dict) and "cards" in body else [body]
     if not isinstance(items, list):
         raise InvalidInput('expected a card or {"cards": [...]}')
-    cards = [card_from_json(item) for item in items]  # all checked before any is added
+    settings = request.app[ADMIN]
+    cards = [settings.read_card(item) for item in items]  # all checked before any is added
     state = _state(request)
     added = [state.cards.register(card).to_json() for card in cards]
     return web.json_response({"cards": added})
 
 
-@_admin
+@guarded
 async def _top_up(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
+    body = await read_body(request)
     if not isinstance(body, dict):
         raise InvalidInput('top-up needs {"amount": "10.00", "currency": "AZN"}')
-    currency = body.get("currency", "AZN")
-    money = read_amount(body.get("amount"), currency if isinstance(currency, str) else "", "amount")
+    currency = body.get("currency", request.app[ADMIN].currency)
+    money = read_money(body.get("amount"), currency)
     key = request.match_info["key"]
     try:
         card = _state(request).top_up(key, money)
     except KeyError:
-        return _error(404, f"no card {key}")
+        return error(404, f"no card {key}")
     return web.json_response({"card": card.to_json()})
 
 
-@_admin
+@guarded
 async def _faults(request: web.Request) -> web.StreamResponse:
     rules = _state(request).faults.rules()
     return web.json_response({"faults": [rule.to_json() for rule in rules]})
 
 
-@_admin
+@guarded
 async def _add_faults(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
+    body = await read_body(request)
     seed = None
     items = [body]
     if isinstance(body, dict) and "faults" in body:
         items, seed = body["faults"], body.get("seed")
         if not isinstance(items, list) or (seed is not None and type(seed) is not int):
             raise InvalidInput('expected {"faults": [...], "seed": 7}')
-    rules = [rule_from_json(item) for item in items]
+    settings = request.app[ADMIN]
+    rules = [
+        rule_from_json(item, settings.endpoints, by_card=settings.fault_by_card) for item in items
+    ]
     plan = _state(request).faults
     if seed is not None:
         plan.seed(seed)
@@ -193,21 +204,21 @@ async def _add_faults(request: web.Request) -> web.StreamResponse:
     return web.json_response({"faults": added})
 
 
-@_admin
+@guarded
 async def _clear_faults(request: web.Request) -> web.StreamResponse:
     _state(request).faults.clear()
     return web.json_response({"faults": []})
 
 
-@_admin
+@guarded
 async def _remove_fault(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["id"]
     if not raw.isdigit() or not _state(request).faults.remove(int(raw)):
-        return _error(404, f"no fault rule {raw}")
+        return error(404, f"no fault rule {raw}")
     return web.json_response({"removed": int(raw)})
 
 
-@_admin
+@guarded
 async def _reset(request: web.Request) -> web.StreamResponse:
     _state(request).reset()
     return web.json_response({"ok": True})

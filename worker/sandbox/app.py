@@ -1,9 +1,9 @@
-"""The sandbox as an aiohttp application: TXPG's paths under ``/api``, admin under ``/_admin``.
+"""The TXPG sandbox as an aiohttp application: TXPG's paths under ``/api``, admin under
+``/_admin``.
 
-Every gateway call goes through one pipeline (:func:`_serve`): read the body, ask the fault
-plan, wait the injected latency, maybe fail before handling (502, 503, dropped connection),
-check Basic credentials, run the operation on :class:`~worker.sandbox.engine.SandboxState`,
-then answer, or drop the connection after committing, or trickle the body.
+Every gateway call goes through the shared pipeline (:func:`worker.sandbox.pipeline.serve`:
+faults, latency, commit-then-drop, slow bodies); what is TXPG's is here: its routes, its
+Basic login, its error bodies and its request id header, and the ``hpp-pay`` admin route.
 
 Nothing here logs a query string (order passwords travel in it), a header or a body: the
 access log is off, and ``log_requests`` logs the method, the path and the outcome only.
@@ -11,26 +11,25 @@ access log is off, and ``log_requests`` logs the method, the path and the outcom
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import hmac
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from worker.sandbox import admin, transport
+from worker.errors import InvalidInput
+from worker.sandbox import admin
 from worker.sandbox.config import CONFIG, DEFAULT_PASSWORD, DEFAULT_USERNAME, SandboxConfig
 from worker.sandbox.engine import SandboxState
 from worker.sandbox.errors import TxpgError, unknown_order
-from worker.sandbox.faults import BEFORE_KINDS, NO_FAULT, Endpoint, FaultKind
+from worker.sandbox.faults import Endpoint
+from worker.sandbox.pipeline import Call, Reply, basic_auth_ok, serve
 from worker.sandbox.wire import dumps, loads
 
 log = structlog.get_logger("worker.sandbox")
 
-Call = Callable[[SandboxState, int, str | None, Any, web.Request], dict[str, Any]]
+Operation = Callable[[SandboxState, int, str | None, Any, web.Request], dict[str, Any]]
 
 
 def create_app(
@@ -64,7 +63,8 @@ def create_app(
     routes.add_post("/api/order/{id}/set-dst-token", _set_dst_token)
     routes.add_post("/api/order/{id}/exec-tran", _exec_tran)
     routes.add_get("/api/order/{id}", _get_order)
-    admin.add_routes(app)
+    admin.add_routes(app, admin.AdminSettings(state=config.state, allow_remote=allow_remote_admin))
+    routes.add_post("/_admin/orders/{id}/hpp-pay", _hpp_pay)
     return app
 
 
@@ -125,41 +125,42 @@ def _order_id(request: web.Request) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else -1
 
 
-async def _serve(request: web.Request, endpoint: Endpoint, call: Call) -> web.StreamResponse:
+async def _serve(
+    request: web.Request, endpoint: Endpoint, operation: Operation
+) -> web.StreamResponse:
     config = request.app[CONFIG]
     state = config.state
-    body = await request.read() if request.method == "POST" else b""
     order_id = _order_id(request)
-    decision = NO_FAULT
-    if state.faults.active:
-        stored_id = None
-        if state.faults.wants_stored_id:
-            stored_id = state.stored_id_for(endpoint, order_id, _guess_json(body))
-        decision = state.faults.decide(endpoint, order_id, stored_id)
-    delay = config.latency_ms + decision.delay_ms
-    if delay:
-        await asyncio.sleep(delay / 1000)
-    action = decision.action
-    if action is not None and action.kind in BEFORE_KINDS:
-        _log(config, request, action.kind.value, None)
-        if action.kind is FaultKind.DROP_BEFORE:
-            return transport.drop(request)
-        return transport.error_page(action.kind)
-    status, payload = _answer(request, config, body, order_id, call)
-    _log(config, request, status, payload.get("errorCode"))
-    if action is not None and action.kind is FaultKind.COMMIT_THEN_DROP:
-        return transport.drop(request)
-    data = dumps(payload)
-    if action is not None and action.kind is FaultKind.SLOW_BODY:
-        return await transport.trickle(request, status, data, action)
-    return transport.json_response(status, data)
+
+    def stored_id(body: bytes) -> int | None:
+        return state.stored_id_for(endpoint, order_id, _guess_json(body))
+
+    def handle(body: bytes) -> Reply:
+        status, payload = _answer(request, config, body, order_id, operation)
+        headers = {"TXPG-REST-API-Request-ID": str(uuid.uuid4())}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="TXPG sandbox"'
+        return Reply(status, dumps(payload), headers, payload.get("errorCode"))
+
+    return await serve(
+        request,
+        Call(endpoint, order_id, stored_id),
+        handle,
+        faults=state.faults,
+        latency_ms=config.latency_ms,
+        log_requests=config.log_requests,
+    )
 
 
 def _answer(
-    request: web.Request, config: SandboxConfig, body: bytes, order_id: int | None, call: Call
+    request: web.Request,
+    config: SandboxConfig,
+    body: bytes,
+    order_id: int | None,
+    operation: Operation,
 ) -> tuple[int, dict[str, Any]]:
     try:
-        if not _authorized(request.headers.get("Authorization"), config.credentials):
+        if not basic_auth_ok(request.headers.get("Authorization"), config.credentials):
             raise TxpgError("InvalidLogin", "Basic credentials missing or wrong")
         if order_id == -1:
             raise unknown_order(request.match_info["id"][:40])
@@ -169,7 +170,7 @@ def _answer(
                 payload = loads(body)
             except ValueError:
                 raise TxpgError("InvalidRequest", "the body is not a JSON document") from None
-        return 200, call(
+        return 200, operation(
             config.state, order_id or 0, request.query.get("password"), payload, request
         )
     except TxpgError as err:
@@ -180,16 +181,6 @@ def _answer(
         return bug.http_status, bug.body()
 
 
-def _authorized(header: str | None, expected: bytes) -> bool:
-    if header is None or header[:6].lower() != "basic ":
-        return False
-    try:
-        given = base64.b64decode(header[6:].strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return hmac.compare_digest(given, expected)
-
-
 def _guess_json(body: bytes) -> Any:
     try:
         return loads(body)
@@ -197,12 +188,19 @@ def _guess_json(body: bytes) -> Any:
         return None
 
 
-def _log(config: SandboxConfig, request: web.Request, outcome: object, code: object) -> None:
-    if config.log_requests:
-        log.info(
-            "sandbox_request_served",
-            method=request.method,
-            path=request.path,  # never the query string: it carries the order password
-            outcome=outcome,
-            error_code=code,
+@admin.guarded
+async def _hpp_pay(request: web.Request) -> web.StreamResponse:
+    body = await admin.read_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("pan"), str):
+        raise InvalidInput('hpp-pay needs {"pan": "...", "expiry": "MMYY", "save": true}')
+    expiry = body.get("expiry", "1230")
+    order_id = request.match_info["id"]
+    if not order_id.isdigit():
+        return admin.error(404, f"order {order_id} not found")
+    try:
+        result = state_of(request.app).hpp_pay(
+            int(order_id), body["pan"], expiry, save=bool(body.get("save"))
         )
+    except TxpgError as exc:
+        return web.json_response(exc.body(), status=exc.http_status)
+    return web.json_response(result)

@@ -11,42 +11,33 @@ from __future__ import annotations
 import copy
 import itertools
 import secrets
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from worker.money import Money
 from worker.sandbox import render
 from worker.sandbox.bodies import TokenRef, read_new_order, read_token, read_tran
-from worker.sandbox.cards import (
-    Behaviour,
-    Card,
-    CardRegistry,
-    brand_of,
-    demo_cards,
-    valid_expiry,
-)
+from worker.sandbox.cards import Behaviour, Card, brand_of, demo_cards, valid_expiry
+from worker.sandbox.core import Clock, SandboxCore, utc_now
 from worker.sandbox.errors import TxpgError, unknown_order
-from worker.sandbox.faults import Endpoint, FaultPlan, FaultRule
-from worker.sandbox.ledger import Ledger
+from worker.sandbox.faults import Endpoint, FaultRule
 from worker.sandbox.orders import PASSWORD_OPS, Op, Order, OrderType, Plan, Token
 from worker.sandbox.processor import Processor
 from worker.sensitive import luhn_ok, mask_pan
 
-Clock = Callable[[], datetime]
+__all__ = ["Clock", "SandboxState", "utc_now"]
 
 _PASSWORD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"  # noqa: S105 - not a password
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class SandboxState(SandboxCore):
+    """Everything the TXPG sandbox knows. ``cards=None`` loads the demo cards.
 
-
-class SandboxState:
-    """Everything the sandbox knows. ``cards=None`` loads the demo cards."""
+    Cards, ledger, faults, clock, top-ups and reset come from
+    :class:`~worker.sandbox.core.SandboxCore`; the orders and TXPG's operations are here.
+    """
 
     def __init__(
         self,
@@ -57,15 +48,14 @@ class SandboxState:
         clock: Clock | None = None,
         ledger_file: Path | None = None,
     ) -> None:
-        self.lock = threading.RLock()
-        self.cards = CardRegistry(demo_cards() if cards is None else cards, self.lock)
-        self.ledger = Ledger(self.lock, ledger_file)
-        self.faults = FaultPlan(self.lock, faults, seed)
+        super().__init__(
+            demo_cards() if cards is None else cards,
+            faults,
+            seed=seed,
+            clock=clock,
+            ledger_file=ledger_file,
+        )
         self.processor = Processor(self.cards, self.ledger)
-        self._initial_faults = self.faults.rules()
-        self._seed = seed
-        self._default_clock: Clock = clock or utc_now
-        self.clock: Clock = self._default_clock
         self._orders: dict[int, Order] = {}
         self._order_ids = itertools.count(10001)
         self._token_ids = itertools.count(40001)
@@ -82,32 +72,22 @@ class SandboxState:
         with self.lock:
             return [copy.deepcopy(order) for order in self._orders.values()]
 
-    def top_up(self, key: str | int, money: Money) -> Card:
-        """Add to a card's balance (storedId or TWO token); see :mod:`worker.sandbox.cards`."""
-        return self.cards.top_up(str(key), money)
+    def forget_orders(self) -> None:
+        self._orders.clear()
 
-    def set_clock(self, clock: Clock | None) -> None:
-        """Use ``clock`` for expiry checks and times; ``None`` goes back to the start clock."""
-        with self.lock:
-            self.clock = clock or self._default_clock
-
-    def reset(self) -> None:
-        """Back to the start: no orders, empty ledger, start cards, start faults and clock.
-
-        Order, token and transaction ids keep counting, so no id is ever handed out twice.
-        """
-        with self.lock:
-            self._orders.clear()
-            self.ledger.clear()
-            self.cards.reset()
-            self.faults.clear()
-            for rule in self._initial_faults:
-                self.faults.add(rule)
-            self.faults.seed(self._seed)
-            self.clock = self._default_clock
-
-    def close(self) -> None:
-        self.ledger.close()
+    def order_summaries(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": order.id,
+                "typeRid": order.type.value,
+                "status": order.status.value,
+                "amount": order.amount.to_gateway(),
+                "currency": order.currency,
+                "description": order.description,
+                "trans": len(order.trans),
+            }
+            for order in self.orders()
+        ]
 
     # -- the gateway operations (called by worker.sandbox.app) --------------------------------
 

@@ -1,7 +1,8 @@
 """Fault injection: the sandbox misbehaving on purpose, so the worker's handling is tested.
 
-A :class:`FaultRule` names an ``endpoint`` (``create-order``, ``set-src-token``,
-``set-dst-token``, ``exec-tran``, ``get-order`` or ``any``), a ``kind``, and when it fires:
+A :class:`FaultRule` names an ``endpoint`` (TXPG's: ``create-order``, ``set-src-token``,
+``set-dst-token``, ``exec-tran``, ``get-order`` or ``any``; the Bizon sandbox has its own
+names, :class:`worker.sandbox.bizon.app.BizonEndpoint`), a ``kind``, and when it fires:
 with a ``probability`` (drawn from a seeded RNG, so a run can be replayed), for the next
 ``times`` matching calls only, and/or only for one ``orderId`` or ``storedId`` (the card on
 the order, or in the set-src-token body). Kinds:
@@ -21,6 +22,9 @@ Rules come from a file at startup (``--faults FILE``: ``{"seed": 7, "faults": [.
 admin API (``POST /_admin/faults``) or Python (``state.faults.add(FaultRule(...))``). Rules
 are tried in the order they were added; all firing latency rules apply, and then at most one
 other rule (the first that fires), so ``times`` counts only the calls a rule really hit.
+
+The plan, the kinds and the JSON form are shared by both sandboxes; only the endpoint names
+differ, so :func:`rule_from_json` and :func:`load_faults` take the gateway's endpoint enum.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from worker.errors import InvalidInput
 
 
 class Endpoint(enum.StrEnum):
+    """TXPG's endpoints, as fault rules name them."""
+
     CREATE_ORDER = "create-order"
     SET_SRC_TOKEN = "set-src-token"  # noqa: S105 - an endpoint name
     SET_DST_TOKEN = "set-dst-token"  # noqa: S105 - an endpoint name
@@ -56,6 +62,9 @@ class FaultKind(enum.StrEnum):
     SLOW_BODY = "slow-body"
 
 
+#: The endpoint name every gateway's enum has: a rule for it matches every call.
+ANY_ENDPOINT = "any"
+
 #: Kinds that act before the call is handled (nothing moves).
 BEFORE_KINDS = frozenset({FaultKind.HTTP_502, FaultKind.HTTP_503, FaultKind.DROP_BEFORE})
 
@@ -63,7 +72,9 @@ BEFORE_KINDS = frozenset({FaultKind.HTTP_502, FaultKind.HTTP_503, FaultKind.DROP
 @dataclass(slots=True)
 class FaultRule:
     kind: FaultKind
-    endpoint: Endpoint = Endpoint.ANY
+    #: a member of the gateway's endpoint enum (:class:`Endpoint` for TXPG); a plain string
+    #: is read as a TXPG endpoint
+    endpoint: str = Endpoint.ANY
     probability: float = 1.0  #: a chance, not money: a float is fine
     times: int | None = None  #: fire for the next N matching calls only; None: no limit
     order_id: int | None = None
@@ -75,7 +86,8 @@ class FaultRule:
 
     def __post_init__(self) -> None:
         self.kind = FaultKind(self.kind)
-        self.endpoint = Endpoint(self.endpoint)
+        if not isinstance(self.endpoint, enum.Enum):
+            self.endpoint = Endpoint(self.endpoint)
         if not 0.0 <= self.probability <= 1.0:
             raise InvalidInput("probability must be between 0 and 1")
         if self.times is not None and self.times < 0:
@@ -83,8 +95,8 @@ class FaultRule:
         if self.latency_ms < 0 or self.chunk_bytes < 1:
             raise InvalidInput("latencyMs must be >= 0 and chunkBytes >= 1")
 
-    def matches(self, endpoint: Endpoint, order_id: int | None, stored_id: int | None) -> bool:
-        if self.endpoint is not Endpoint.ANY and self.endpoint is not endpoint:
+    def matches(self, endpoint: str, order_id: int | None, stored_id: int | None) -> bool:
+        if self.endpoint != ANY_ENDPOINT and self.endpoint != endpoint:
             return False
         if self.times is not None and self.times <= 0:
             return False
@@ -96,7 +108,7 @@ class FaultRule:
         return {
             "id": self.id,
             "kind": self.kind.value,
-            "endpoint": self.endpoint.value,
+            "endpoint": str(self.endpoint),
             "probability": self.probability,
             "times": self.times,
             "orderId": self.order_id,
@@ -119,13 +131,20 @@ _JSON_KEYS = {
 }
 
 
-def rule_from_json(data: Mapping[str, Any]) -> FaultRule:
-    """A rule from its JSON form: ``{"kind": "http-502", "endpoint": "exec-tran", ...}``."""
+def rule_from_json(
+    data: Mapping[str, Any], endpoints: type[enum.StrEnum] = Endpoint, *, by_card: bool = True
+) -> FaultRule:
+    """A rule from its JSON form: ``{"kind": "http-502", "endpoint": "exec-tran", ...}``.
+
+    ``endpoints`` is the gateway's endpoint enum; ``by_card=False`` refuses ``storedId``
+    (a gateway without stored-card ids, where such a rule would never fire).
+    """
     if not isinstance(data, Mapping):
         raise InvalidInput("a fault rule must be a JSON object")
-    unknown = sorted(set(data) - set(_JSON_KEYS))
+    known = set(_JSON_KEYS) if by_card else set(_JSON_KEYS) - {"storedId"}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise InvalidInput(f"fault rule has unknown keys {unknown}; known: {sorted(_JSON_KEYS)}")
+        raise InvalidInput(f"fault rule has unknown keys {unknown}; known: {sorted(known)}")
     if "kind" not in data:
         raise InvalidInput(f"fault rule needs a kind: one of {[k.value for k in FaultKind]}")
     kwargs: dict[str, Any] = {_JSON_KEYS[k]: v for k, v in data.items()}
@@ -139,13 +158,16 @@ def rule_from_json(data: Mapping[str, Any]) -> FaultRule:
     kwargs["probability"] = float(probability)
     try:
         kwargs["kind"] = FaultKind(kwargs["kind"])
-        kwargs["endpoint"] = Endpoint(kwargs.get("endpoint", "any"))
+        kwargs["endpoint"] = endpoints(kwargs.get("endpoint", ANY_ENDPOINT))
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        names = ", ".join(e.value for e in endpoints)
+        raise InvalidInput(f"{exc}; endpoints: {names}") from None
     return FaultRule(**kwargs)
 
 
-def load_faults(source: Path | str | bytes) -> tuple[list[FaultRule], int | None]:
+def load_faults(
+    source: Path | str | bytes, endpoints: type[enum.StrEnum] = Endpoint, *, by_card: bool = True
+) -> tuple[list[FaultRule], int | None]:
     """Rules and seed from a file (a path) or JSON bytes: ``{"seed": 7, "faults": [...]}``."""
     text = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
@@ -160,7 +182,7 @@ def load_faults(source: Path | str | bytes) -> tuple[list[FaultRule], int | None
         data = data.get("faults", [])
     if not isinstance(data, list):
         raise InvalidInput('faults file must hold a list or {"faults": [...]}')
-    return [rule_from_json(item) for item in data], seed
+    return [rule_from_json(item, endpoints, by_card=by_card) for item in data], seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +248,7 @@ class FaultPlan:
             return any(r.stored_id is not None for r in self._rules)
 
     def decide(
-        self, endpoint: Endpoint, order_id: int | None = None, stored_id: int | None = None
+        self, endpoint: str, order_id: int | None = None, stored_id: int | None = None
     ) -> FaultDecision:
         with self._lock:
             if not self._rules:
@@ -246,7 +268,7 @@ class FaultPlan:
             return FaultDecision(delay) if delay else NO_FAULT
 
     def _fires(
-        self, rule: FaultRule, endpoint: Endpoint, order_id: int | None, stored_id: int | None
+        self, rule: FaultRule, endpoint: str, order_id: int | None, stored_id: int | None
     ) -> bool:
         if not rule.matches(endpoint, order_id, stored_id):
             return False

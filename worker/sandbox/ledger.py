@@ -7,6 +7,11 @@ FullyPaid has its Purchase in the ledger, even when the response never reached t
 Entries hold no secret: the card is its masked PAN and its storedId or TWO token, never a
 full PAN, and never the order password. Amounts are exact strings (``"9.99"``).
 
+Both sandboxes write the same entries: TXPG's with its order types and tran types
+(``Order_REC``, ``Purchase``), the Bizon sandbox's with its own (``rebill``, ``charge``) and
+its ``merchant_order_id`` and parent order (for a rebill or a credit to an earlier order's
+card). ``direction`` means the same in both.
+
 Read it from Python (:meth:`Ledger.entries`), over HTTP (``GET /_admin/ledger``), or as
 JSON lines: :meth:`Ledger.dump_jsonl`, or ``--ledger-file`` to append each entry as it
 happens (flushed at once, so the file survives a killed sandbox).
@@ -27,17 +32,22 @@ class LedgerEntry:
     seq: int  #: 1, 2, 3... in the order the money moved
     time: str  #: UTC, ISO 8601 (``2026-11-21T12:00:00.123456Z``)
     order_id: int
-    order_type: str  #: ``Order_REC``, ``OCT``...
-    tran_type: str  #: Purchase, Auth, Clearing, Credit, Refund or Reversal
+    order_type: str  #: ``Order_REC``, ``OCT``... (Bizon: ``authorize``, ``rebill``, ``credit``...)
+    tran_type: str  #: Purchase, Auth, Clearing, Credit, Refund or Reversal (Bizon: its
+    #: operation types: authorize, charge, refund, reverse, credit)
     amount: str  #: exact, with the currency's decimals: ``"9.99"``
     currency: str
-    direction: str  #: ``debit`` (money taken from the card) or ``credit`` (sent back or paid out)
+    #: ``debit`` (money taken from the card), ``credit`` (sent back or paid out), ``hold``
+    #: (an authorisation) or ``release`` (an authorisation given back)
+    direction: str
     card: str  #: masked PAN, ``416974******1778``
     stored_id: int | None  #: the card's storedId, if it has one
     rid_by_cofp: str | None  #: the card's TWO token, if it has one
     description: str  #: the order's description (a merchant's own reference)
     reverses: str | None = None  #: for a Reversal: the tran type it undoes
     rid_by_pmo: str = ""
+    merchant_order_id: str | None = None  #: Bizon: the order's ``merchant_order_id``
+    parent_order_id: int | None = None  #: Bizon: the order a rebill or credit was made from
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,9 +7,11 @@ tests that must kill it, or keep its work off the test's own CPU and event loop.
         sandbox.base_url      # http://127.0.0.1:PORT/api, read from the line it prints
         sandbox.admin_url     # the admin API: ledger, cards, faults (see worker.sandbox.admin)
 
-It listens on a free loopback port. The merchant login goes through the environment, never
-the command line (which any local user can read). Output (stdout and stderr) is collected
-in ``lines``, so a test can check that nothing secret was printed.
+It listens on a free loopback port. The same runner serves the Bizon sandbox
+(``worker.sandbox.bizon.BizonProcess`` sets ``gateway = "bizon"``). The merchant login goes
+through the environment, never the command line (which any local user can read). Output
+(stdout and stderr) is collected in ``lines``, so a test can check that nothing secret was
+printed.
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ import sys
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar, Self
 
 from worker.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USERNAME
 from worker.sandbox.server import Endpoints
 
-_URL = re.compile(r"(http://\S+?)/api\b")
+#: The origin in the line the sandbox prints first: "... listening on http://HOST:PORT/api".
+_URL = re.compile(r"listening on (http://[^\s/]+)")
 
 
 class SandboxProcess(Endpoints):
+    """``python -m worker.sandbox --gateway GATEWAY`` as a child process."""
+
+    gateway: ClassVar[str] = "txpg"
+
     def __init__(
         self,
         *,
@@ -46,7 +54,8 @@ class SandboxProcess(Endpoints):
         self.username = username
         self.password = password
         self.start_timeout = start_timeout
-        self.args = [sys.executable, "-m", "worker.sandbox", "--host", "127.0.0.1", "--port", "0"]
+        self.args = [sys.executable, "-m", "worker.sandbox", "--gateway", self.gateway]
+        self.args += ["--host", "127.0.0.1", "--port", "0"]
         self.args += ["--latency-ms", str(latency_ms)]
         for flag, path in (
             ("--cards", cards),
@@ -72,7 +81,7 @@ class SandboxProcess(Endpoints):
             raise RuntimeError("not started")
         return self._popen.pid
 
-    def start(self) -> SandboxProcess:
+    def start(self) -> Self:
         env = {
             **os.environ,
             "BILLING_SANDBOX_USERNAME": self.username,
@@ -137,7 +146,7 @@ class SandboxProcess(Endpoints):
             self._reader.join(5)
         return self._popen.returncode
 
-    def __enter__(self) -> SandboxProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -10,6 +10,9 @@
 
 The thread owns its own event loop, so the caller may be synchronous or run another loop.
 ``state`` is shared with that thread; all its methods lock, and reads return copies.
+
+:class:`ThreadedServer` is the runner both sandboxes share; :class:`SandboxServer` serves
+TXPG's app, ``worker.sandbox.bizon.BizonServer`` the Bizon one.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import signal
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import ClassVar, Generic, Self, TypeVar
 
 from aiohttp import web
 
 from worker.sandbox.app import create_app
 from worker.sandbox.config import DEFAULT_PASSWORD, DEFAULT_USERNAME
+from worker.sandbox.core import SandboxCore
 from worker.sandbox.engine import SandboxState
+
+S = TypeVar("S", bound=SandboxCore)
 
 #: Seconds aiohttp waits for calls in flight when it stops (a slow-body fault may be one).
 SHUTDOWN_TIMEOUT = 2.0
@@ -49,16 +56,22 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
 
 
 async def serve_forever(
-    app: web.Application, host: str, port: int, on_ready: Callable[[str], None]
+    app: web.Application,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    *,
+    api_path: str = "/api",
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then stop cleanly. ``on_ready`` gets the base URL."""
+    """Serve until SIGTERM or SIGINT, then stop cleanly. ``on_ready`` gets the base URL
+    (the origin and ``api_path``: TXPG's calls are under ``/api``, Bizon's at the root)."""
     runner, real_port = await start_site(app, host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        on_ready(f"http://{_url_host(host)}:{real_port}/api")
+        on_ready(f"http://{_url_host(host)}:{real_port}{api_path}")
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -71,6 +84,8 @@ class Endpoints:
 
     username: str
     password: str
+    #: where the gateway's calls are: TXPG's under ``/api``, Bizon's at the root
+    api_path: ClassVar[str] = "/api"
 
     @property
     def origin(self) -> str:
@@ -78,8 +93,8 @@ class Endpoints:
 
     @property
     def base_url(self) -> str:
-        """What a TXPG client is configured with."""
-        return f"{self.origin}/api"
+        """What a gateway client is configured with."""
+        return f"{self.origin}{self.api_path}"
 
     @property
     def admin_url(self) -> str:
@@ -90,53 +105,47 @@ class Endpoints:
         return (self.username, self.password)
 
 
-class SandboxServer(Endpoints):
-    """The sandbox on a loopback port in a background thread; a context manager.
+class ThreadedServer(Endpoints, Generic[S]):
+    """A sandbox app on a loopback port in a background thread; a context manager.
 
-    Attributes once started: ``base_url`` (``http://127.0.0.1:PORT/api``, what a TXPG client
-    is configured with), ``admin_url``, ``port``, ``state`` (the
-    :class:`~worker.sandbox.engine.SandboxState`), ``username``/``password`` and ``auth``.
+    Attributes once started: ``base_url``, ``admin_url``, ``port``, ``state``,
+    ``username``/``password`` and ``auth``.
     """
+
+    thread_name: ClassVar[str] = "sandbox"
 
     def __init__(
         self,
-        state: SandboxState | None = None,
+        app: web.Application,
+        state: S,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        username: str = DEFAULT_USERNAME,
-        password: str = DEFAULT_PASSWORD,
-        latency_ms: int = 0,
-        log_requests: bool = False,
+        username: str,
+        password: str,
     ) -> None:
-        self.state = state if state is not None else SandboxState()
+        self.state = state
         self.host = host
         self.port = port
         self.username = username
         self.password = password
-        self._app = create_app(
-            self.state,
-            username=username,
-            password=password,
-            latency_ms=latency_ms,
-            log_requests=log_requests,
-        )
+        self._app = app
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"SandboxServer({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
 
     @property
     def origin(self) -> str:
         return f"http://{_url_host(self.host)}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> SandboxServer:
+    def start(self, timeout: float = 10.0) -> Self:
         if self._thread is not None:
             raise RuntimeError("the sandbox is already started")
-        self._thread = threading.Thread(target=self._run, name="txpg-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the sandbox did not start in time")
@@ -153,7 +162,7 @@ class SandboxServer(Endpoints):
         self._thread = None
         self.state.close()
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -180,3 +189,35 @@ class SandboxServer(Endpoints):
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+class SandboxServer(ThreadedServer[SandboxState]):
+    """The TXPG sandbox on a loopback port in a background thread; a context manager.
+
+    Attributes once started: ``base_url`` (``http://127.0.0.1:PORT/api``, what a TXPG client
+    is configured with), ``admin_url``, ``port``, ``state`` (the
+    :class:`~worker.sandbox.engine.SandboxState`), ``username``/``password`` and ``auth``.
+    """
+
+    thread_name = "txpg-sandbox"
+
+    def __init__(
+        self,
+        state: SandboxState | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+        latency_ms: int = 0,
+        log_requests: bool = False,
+    ) -> None:
+        state = state if state is not None else SandboxState()
+        app = create_app(
+            state,
+            username=username,
+            password=password,
+            latency_ms=latency_ms,
+            log_requests=log_requests,
+        )
+        super().__init__(app, state, host=host, port=port, username=username, password=password)

@@ -1,11 +1,14 @@
 """How an answer reaches the client, or fails to: JSON, nginx error pages, a dropped
 connection, a body trickled slowly. The faults of :mod:`worker.sandbox.faults` land here.
+
+Shared by both sandboxes; a gateway's own headers (TXPG's request id, Bizon's ``Location``
+and ``Link``) come in ``headers``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -18,12 +21,16 @@ _PAGES = {
 _HEADERS = {"Server": "nginx", "X-Content-Type-Options": "nosniff"}
 
 
-def json_response(status: int, body: bytes) -> web.Response:
-    """A TXPG JSON answer, with a request id header as TXPG sends."""
-    headers = {**_HEADERS, "TXPG-REST-API-Request-ID": str(uuid.uuid4())}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="TXPG sandbox"'
-    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+def json_response(
+    status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A JSON answer, with the server's headers and the gateway's own ``headers``."""
+    return web.Response(
+        status=status,
+        body=body,
+        content_type="application/json",
+        headers={**_HEADERS, **(headers or {})},
+    )
 
 
 def error_page(kind: FaultKind) -> web.Response:
@@ -48,10 +55,14 @@ def drop(request: web.Request) -> web.Response:
 
 
 async def trickle(
-    request: web.Request, status: int, body: bytes, rule: FaultRule
+    request: web.Request,
+    status: int,
+    body: bytes,
+    rule: FaultRule,
+    headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Send the headers at once, then ``rule.chunk_bytes`` of body every ``rule.latency_ms``."""
-    response = web.StreamResponse(status=status, headers=_HEADERS)
+    response = web.StreamResponse(status=status, headers={**_HEADERS, **(headers or {})})
     response.content_type = "application/json"
     response.content_length = len(body)
     try:

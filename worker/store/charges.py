@@ -9,8 +9,8 @@ Three rules make a charge exactly-once under duplicates and crashes:
 * **Every change is a compare-and-set carrying the fence.** :meth:`ChargeStore.transition`
   applies only if the period's fence is still the caller's and the attempt is still in the
   state the caller saw. A stale worker's late write is refused (``Fenced``).
-* **Write ahead.** The caller stores the order id and password before set-src-token, and
-  ``exec_sent`` before exec-tran. The same script writes the events, the dead letter, the
+* **Write ahead.** The caller stores the order id and password before attaching the card, and
+  ``exec_sent`` before the execute call. The same script writes the events, the dead letter, the
   subscription's status and the card-cap counter of a change, so none of them can be lost
   or duplicated by a crash between two writes.
 
@@ -25,7 +25,7 @@ then, not in Dramatiq's 15 minutes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,28 @@ import redis
 from worker import keys
 from worker.charges.caps import CAPS, KEEP_MS
 from worker.charges.states import AttemptState, PeriodStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """Where one kind of job keeps its state: the key scheme the scripts are given.
+
+    A job is named by ``(owner, item)``: ``(subscription, period)`` for a charge,
+    ``(payout, "credit")`` for a payout. The scripts never compute these keys themselves.
+    """
+
+    name: str
+    job: Callable[[str, str], str]  #: the job's hash (a period, or a payout's sending state)
+    attempt: Callable[[str, str, int], str]
+    subject: Callable[[str], str]  #: what the job belongs to (the subscription, the payout)
+    work: str  #: the zset of jobs that need a look, by when
+
+    def member(self, owner: str, item: str) -> str:
+        return keys.work_member(owner, item)
+
+
+CHARGES = Space("charge", keys.period, keys.attempt, keys.sub, keys.WORK)
+PAYOUTS = Space("payout", keys.payout_job, keys.payout_attempt, keys.payout, keys.PAYOUT_WORK)
 
 
 class Fenced(Exception):
@@ -143,6 +165,12 @@ if ops.sub then
   for _, allowed in ipairs(ops.sub.from) do
     if current == allowed then
       redis.call('HSET', ops.sub.key, 'status', ops.sub.to, 'updated_at', now)
+      if ops.sub.set then
+        for k, v in pairs(ops.sub.set) do
+          if v == '' then redis.call('HDEL', ops.sub.key, k)
+          else redis.call('HSET', ops.sub.key, k, v) end
+        end
+      end
       break
     end
   end
@@ -224,8 +252,9 @@ class Ops:
 class ChargeStore:
     """The charge state of every period. Thread-safe (redis-py clients are)."""
 
-    def __init__(self, r: redis.Redis) -> None:
+    def __init__(self, r: redis.Redis, space: Space = CHARGES) -> None:
         self.r = r
+        self.space = space
         self._open = r.register_script(_OPEN)
         self._claim = r.register_script(_CLAIM)
         self._transition = r.register_script(_TRANSITION)
@@ -244,15 +273,20 @@ class ChargeStore:
         currency: str,
         card: str,
         gateway: str,
+        cards: Mapping[str, str] | None = None,
     ) -> str:
-        """Open the period for charging (idempotent). Returns ``new`` or its current status."""
-        fields = {
+        """Open the period for charging (idempotent). Returns ``new`` or its current status.
+        ``cards``: every gateway's card reference, frozen too, for a fallback attempt.
+        """
+        fields: dict[str, str | int] = {
             "amount_minor": amount_minor,
             "currency": currency,
             "card": card,
             "gateway": gateway,
             "period": period,
         }
+        if cards:
+            fields["cards"] = json.dumps(dict(cards), sort_keys=True)
         result = self._open(
             keys=[keys.period(sub_id, period), keys.periods(sub_id), keys.WORK],
             args=[keys.work_member(sub_id, period), now_ms, json.dumps(fields)],
@@ -260,22 +294,22 @@ class ChargeStore:
         return str(result)
 
     def period(self, sub_id: str, period: str) -> dict[str, str]:
-        return dict(self.r.hgetall(keys.period(sub_id, period)))  # type: ignore[arg-type]
+        return dict(self.r.hgetall(self.space.job(sub_id, period)))  # type: ignore[arg-type]
 
     def attempt(self, sub_id: str, period: str, n: int) -> dict[str, str]:
         if n <= 0:
             return {}
-        return dict(self.r.hgetall(keys.attempt(sub_id, period, n)))  # type: ignore[arg-type]
+        return dict(self.r.hgetall(self.space.attempt(sub_id, period, n)))  # type: ignore[arg-type]
 
     def snapshot(self, sub_id: str, period: str, n: int, gateways: Sequence[str]) -> Snapshot:
         """What a run needs to start, in one round trip (every gateway's breaker is read,
         since which one applies is in the period itself).
         """
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(keys.period(sub_id, period))
-        pipe.hgetall(keys.attempt(sub_id, period, n))
+        pipe.hgetall(self.space.job(sub_id, period))
+        pipe.hgetall(self.space.attempt(sub_id, period, n))
         pipe.hgetall(keys.HALT)
-        pipe.hgetall(keys.sub(sub_id))
+        pipe.hgetall(self.space.subject(sub_id))
         for name in gateways:
             pipe.hgetall(keys.breaker(name))
         period_data, attempt_data, halt, sub, *breakers = pipe.execute()
@@ -290,10 +324,10 @@ class ChargeStore:
         )
 
     def attempts(self, sub_id: str, period: str) -> list[dict[str, str]]:
-        n = int(self.r.hget(keys.period(sub_id, period), "attempt") or 0)
+        n = int(self.r.hget(self.space.job(sub_id, period), "attempt") or 0)
         pipe = self.r.pipeline(transaction=False)
         for i in range(1, n + 1):
-            pipe.hgetall(keys.attempt(sub_id, period, i))
+            pipe.hgetall(self.space.attempt(sub_id, period, i))
         return [dict(a) for a in pipe.execute()]
 
     # -- leases --------------------------------------------------------------------------
@@ -303,8 +337,8 @@ class ChargeStore:
     ) -> Claim | str:
         """The lease, or why not: ``missing``, ``busy``, or the final status."""
         result = self._claim(
-            keys=[keys.period(sub_id, period), keys.WORK],
-            args=[keys.work_member(sub_id, period), now_ms, lease_ms, owner],
+            keys=[self.space.job(sub_id, period), self.space.work],
+            args=[self.space.member(sub_id, period), now_ms, lease_ms, owner],
         )
         if result[0] == "ok":
             return Claim(sub_id, period, int(result[1]), int(result[2]), int(result[3]), lease_ms)
@@ -315,8 +349,8 @@ class ChargeStore:
     def release(self, claim: Claim, work_at_ms: int) -> bool:
         """Give the lease back; the period needs a look again at ``work_at_ms``."""
         done = self._release(
-            keys=[keys.period(claim.sub_id, claim.period), keys.WORK],
-            args=[keys.work_member(claim.sub_id, claim.period), claim.fence, work_at_ms],
+            keys=[self.space.job(claim.sub_id, claim.period), self.space.work],
+            args=[self.space.member(claim.sub_id, claim.period), claim.fence, work_at_ms],
         )
         return bool(done)
 
@@ -330,7 +364,7 @@ class ChargeStore:
         payload: dict[str, Any] = {
             "fence": str(claim.fence),
             "expect": ops.expect,
-            "attempt_key": keys.attempt(claim.sub_id, claim.period, ops.attempt),
+            "attempt_key": self.space.attempt(claim.sub_id, claim.period, ops.attempt),
         }
         if ops.set_attempt:
             payload["set_attempt"] = {k: str(v) for k, v in ops.set_attempt.items()}
@@ -353,8 +387,8 @@ class ChargeStore:
                 payload[name] = value
         result = str(
             self._transition(
-                keys=[keys.period(claim.sub_id, claim.period), keys.WORK, keys.EVENTS],
-                args=[keys.work_member(claim.sub_id, claim.period), now_ms, json.dumps(payload)],
+                keys=[self.space.job(claim.sub_id, claim.period), self.space.work, keys.EVENTS],
+                args=[self.space.member(claim.sub_id, claim.period), now_ms, json.dumps(payload)],
             )
         )
         if result == "ok":
@@ -371,11 +405,11 @@ class ChargeStore:
         """Periods that need a look now; each is pushed ``grace_ms`` ahead so that it is
         handed out once per grace period even if its message is lost.
         """
-        members = self._due(keys=[keys.WORK], args=[now_ms, grace_ms, limit])
+        members = self._due(keys=[self.space.work], args=[now_ms, grace_ms, limit])
         return [keys.parse_work_member(str(m)) for m in members]
 
     def pending_count(self) -> int:
-        return int(self.r.zcard(keys.WORK))
+        return int(self.r.zcard(self.space.work))
 
 
 def card_ops(gateway: str, card_ref: str, member: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ an operator and a worker, cannot interleave.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from worker.clock import Clock
 from worker.deadletters import DeadLetter, DeadLetterReason, DeadLetterStatus
 from worker.errors import BillingError, InvalidInput
 from worker.store import audit
+from worker.store.charges import CHARGES, PAYOUTS, Space
 from worker.store.events import MAXLEN
 from worker.subscriptions import SubscriptionStatus
 
@@ -39,6 +40,7 @@ _STALE_RETRIES = 5
 _REPLAY = """
 -- KEYS: entry, period, sub, work, events, audit
 -- ARGV: now, actor, dry_run, sub_status_seen, work_member, maxlen, sub_id, period,
+--       refused statuses (comma list), status after,
 --       n, <n event field/value items>, <audit field/value items>
 local entry = redis.call('HMGET', KEYS[1], 'status', 'subscription_id', 'period',
   'replayed_by', 'discarded_by')
@@ -56,7 +58,9 @@ if period[2] and period[2] ~= '' and period[2] ~= redis.call('HGET', KEYS[1], 'i
 end
 local sub = redis.call('HGET', KEYS[3], 'status')
 if not sub then return {'refused', 'subscription_missing'} end
-if sub == 'cancelled' or sub == 'paused' then return {'refused', 'subscription_' .. sub} end
+for refused in string.gmatch(ARGV[9], '[^,]+') do
+  if sub == refused then return {'refused', 'subscription_' .. sub} end
+end
 if sub ~= ARGV[4] then return {'stale'} end
 if ARGV[3] == '1' then return {'reopen'} end
 local now = ARGV[1]
@@ -65,12 +69,12 @@ redis.call('HDEL', KEYS[2], 'reason', 'dlq_id', 'closed_at')
 redis.call('HINCRBY', KEYS[2], 'fence', 1)
 redis.call('ZADD', KEYS[4], now, ARGV[5])
 redis.call('HSET', KEYS[1], 'status', 'replayed', 'replayed_at', now, 'replayed_by', ARGV[2])
-if sub == 'past_due' or sub == 'needs_new_card' then
-  redis.call('HSET', KEYS[3], 'status', 'active', 'updated_at', now)
+if sub ~= ARGV[10] then
+  redis.call('HSET', KEYS[3], 'status', ARGV[10], 'updated_at', now)
 end
-local n = tonumber(ARGV[9])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 10, 9 + n))
-redis.call('XADD', KEYS[6], '*', unpack(ARGV, 10 + n, #ARGV))
+local n = tonumber(ARGV[11])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 12, 11 + n))
+redis.call('XADD', KEYS[6], '*', unpack(ARGV, 12 + n, #ARGV))
 return {'reopen'}
 """
 
@@ -89,6 +93,25 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 6, 5 + n))
 redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6 + n, #ARGV))
 return {'discarded'}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """How a replay treats the subject of a dead letter of one kind."""
+
+    space: Space
+    refused: tuple[str, ...]  #: subject statuses a replay cannot fix
+    reopen: Mapping[str, str]  #: subject status -> its status once the job is open again
+
+
+_RULES = {
+    "charge": _Rules(
+        CHARGES,
+        ("cancelled", "paused"),
+        {status.value: SubscriptionStatus.ACTIVE.value for status in REACTIVATED_FROM},
+    ),
+    "payout": _Rules(PAYOUTS, ("cancelled",), {"failed": "sending"}),
+}
 
 
 class UnknownDeadLetter(InvalidInput):
@@ -207,17 +230,19 @@ def replay(
     script = r.register_script(_REPLAY)
     for _ in range(_STALE_RETRIES):
         entry = _load(r, dlq_id)
-        sub_key = keys.sub(entry.subscription_id)
+        rules = _RULES[entry.kind]
+        space = rules.space
+        sub_key = space.subject(entry.subscription_id)
         seen = str(r.hget(sub_key, "status") or "")
-        after = SubscriptionStatus.ACTIVE.value if seen in REACTIVATED_FROM else seen
+        after = rules.reopen.get(seen, seen)
         now = clock.now_ms()
         event, record = _replay_fields(entry, actor, now, seen, after)
         reply: Any = script(
             keys=[
                 keys.dead_letter(dlq_id),
-                keys.period(entry.subscription_id, entry.period),
+                space.job(entry.subscription_id, entry.period),
                 sub_key,
-                keys.WORK,
+                space.work,
                 keys.EVENTS,
                 keys.AUDIT,
             ],
@@ -226,10 +251,12 @@ def replay(
                 actor,
                 "1" if dry_run else "0",
                 seen,
-                keys.work_member(entry.subscription_id, entry.period),
+                space.member(entry.subscription_id, entry.period),
                 MAXLEN,
                 entry.subscription_id,
                 entry.period,
+                ",".join(rules.refused),
+                after,
                 *_flat(event, record),
             ],
         )
@@ -239,7 +266,7 @@ def replay(
         if kind == "missing":
             raise UnknownDeadLetter(f"dead letter {dlq_id!r} not found")
         result = _replay_result(entry, kind, rest, dry_run, seen, after)
-        if result.changed and doorbell is not None:
+        if result.changed and doorbell is not None and entry.kind == "charge":
             doorbell(entry.subscription_id, entry.period)
         return result
     raise BillingError(f"dead letter {dlq_id!r}: its subscription keeps changing; try again")
