@@ -189,9 +189,11 @@ class Jobs:
     def stop(self) -> None:
         """Give the lease up so a standby takes over at once, not after it expires.
 
-        Waits for a sweep pass in flight (on APScheduler's thread pool): resigning under it
-        would let it take the lease again at its next batch, or strand its claimed batch.
+        A sweep pass in flight (on APScheduler's thread pool) is asked to end after its
+        current batch, then waited for: resigning under it would let it take the lease again
+        at its next batch, or strand its claimed batch.
         """
+        self.sweeper.stop()
         with self._pass:
             self._stopped = True
             with contextlib.suppress(redis.RedisError):  # it expires by itself

@@ -28,6 +28,7 @@ pass ends (done, ``LeaseLost``, a Redis error), it rings what it recorded before
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,6 +87,7 @@ class Sweeper:
         self.clock = clock
         self.settings = settings or SweepSettings()
         self.token = token or uuid.uuid4().hex
+        self.stopping = threading.Event()
 
     def sweep(self) -> SweepResult:
         """One pass over everything due now. Returns what it did."""
@@ -120,6 +122,8 @@ class Sweeper:
                     skipped += sum(len(d.skip) for d in decisions)
                     more = any(d.next_at <= now for d in decisions)  # a long catch-up goes on
                     if len(claimed) < s.batch and not more:
+                        break
+                    if self.stopping.is_set():  # a clean stop: end between batches
                         break
                     if not self.index.lead(self.token, s.lease_ms):
                         raise LeaseLost("the scheduler lease expired during a sweep")
@@ -159,6 +163,11 @@ class Sweeper:
         except Exception as exc:
             log.error("sweep_unreadable_subscription", subscription=sub_id, error=repr(exc))
             return None
+
+    def stop(self) -> None:
+        """Ask a pass in flight to end after the batch it is on (its claims are recorded,
+        the rest stays due for the next leader), and no new pass to start."""
+        self.stopping.set()
 
     def resign(self) -> None:
         """Give the lease up (on a clean shutdown), so a standby takes over at once."""

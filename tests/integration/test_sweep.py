@@ -299,3 +299,22 @@ def test_a_lost_lease_stops_the_pass_after_the_ring_in_flight(r: redis.Redis) ->
     assert (result.leader, result.subscriptions, result.opened) == (False, 1, 1)
     assert rung == [("sub_1", "2026-03-01")]  # rung before sweep() returned
     assert ChargeStore(r).period("sub_2", "2026-03-01") == {}
+
+
+def test_a_stop_ends_the_pass_between_batches_and_strands_no_claim(r: redis.Redis) -> None:
+    clock = FixedClock(T0)
+    for n in range(10):
+        store.create(r, daily(f"sub_{n}"), clock)
+    rung: list[tuple[str, str]] = []
+
+    def send(pairs: list[tuple[str, str]]) -> None:
+        rung.extend(pairs)
+        sw.stop()  # a SIGTERM arrives while the first batch is rung
+
+    sw = Sweeper(DueIndex(r), send, clock, SweepSettings(batch=2))
+    result = sw.sweep()
+    assert result.leader
+    assert result.subscriptions < 10  # it ended early ...
+    assert len(rung) == result.opened == result.subscriptions  # ... ringing all it recorded
+    left = r.zrangebyscore(keys.DUE, "-inf", T0)
+    assert len(left) == 10 - result.subscriptions  # the rest is due, not held by a claim
