@@ -137,7 +137,7 @@ def parse_csv(lines: Iterable[str]) -> Parsed:
 
 def parse_jsonl(lines: Iterable[str]) -> Parsed:
     """Rows from JSON Lines text: one object per line (see the module's rules)."""
-    return _collect(_jsonl_records(lines))
+    return _collect(jsonl_records(lines))
 
 
 def build(record: Mapping[str, Any]) -> Subscription:
@@ -155,13 +155,13 @@ def build(record: Mapping[str, Any]) -> Subscription:
     cadence = {name: values[name] for name in SCHEDULE if name in values}
     for name, value in cadence.items():
         if not isinstance(value, str):
-            raise InvalidInput(f"{name} must be text, not {_json_type(value)}")
+            raise InvalidInput(f"{name} must be text, not {json_type(value)}")
     if cadence and "cadence" not in cadence:
         kinds = ", ".join(kind.value for kind in CadenceKind)
         raise InvalidInput(f"{', '.join(cadence)} given without a cadence (one of {kinds})")
     metadata = record.get(METADATA, {})
     if not isinstance(metadata, Mapping):
-        raise InvalidInput(f"metadata must be an object of text values, not {_json_type(metadata)}")
+        raise InvalidInput(f"metadata must be an object of text values, not {json_type(metadata)}")
     sub = Subscription.create(
         id=values["id"],
         customer=values["customer"],
@@ -236,7 +236,10 @@ def _csv_records(reader: Any, header: list[str]) -> Iterator[tuple[int, dict[str
         yield line, record
 
 
-def _jsonl_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def jsonl_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Each non-blank line as ``(line number, object)``, or ``(line number, why not)``: a
+    repeated key, NaN or Infinity, or anything but an object is refused. Shared by every
+    JSON Lines import (subscriptions, payouts)."""
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -249,7 +252,7 @@ def _jsonl_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] |
             yield number, str(exc)
             continue
         if not isinstance(value, dict):
-            yield number, f"must be a JSON object, not {_json_type(value)}"
+            yield number, f"must be a JSON object, not {json_type(value)}"
             continue
         yield number, value
 
@@ -273,13 +276,14 @@ def _whole_number(name: str, value: Any) -> Any:
         return str(value)
     if name == "amount" and not isinstance(value, str):
         raise InvalidInput(
-            f'amount must be text like "9.99", not {_json_type(value)}: '
+            f'amount must be text like "9.99", not {json_type(value)}: '
             "a JSON number may not be exact"
         )
     return value
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How a JSON value reads in an error message."""
     names = {bool: "true/false", int: "a number", float: "a number", list: "a list"}
     if value is None:
         return "null"

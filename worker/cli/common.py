@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import redis
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from worker.broker import redis_url
 from worker.errors import BillingError
+from worker.sensitive import scrub
 from worker.store import connect
 
 console = Console()
@@ -64,3 +66,25 @@ def open_redis(url: str | None) -> redis.Redis:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Billing errors become ``error: ...`` (scrubbed of anything like a card number), exit 2."""
+    try:
+        yield
+    except BillingError as exc:
+        die(scrub(str(exc)))
+
+
+@contextmanager
+def redis_session(url: str | None) -> Iterator[redis.Redis]:
+    """A connected client, closed after the command; failures become ``error: ...``."""
+    client = open_redis(url)
+    try:
+        with refusals():
+            yield client
+    except redis.RedisError as exc:
+        die(scrub(f"Redis failed: {type(exc).__name__}: {exc}"))
+    finally:
+        client.close()

@@ -42,12 +42,14 @@ from worker.cli.common import (
     err_console,
     open_redis,
     print_json,
+    redis_session,
+    refusals,
     resolve_redis_url,
 )
 from worker.cli.events import format_ms
 from worker.cli.subscriptions import unwrap_doc
 from worker.clock import SYSTEM
-from worker.errors import BillingError, InvalidInput
+from worker.errors import InvalidInput
 from worker.money import Money, parse_amount
 from worker.payouts import service
 from worker.payouts.config import PayoutSchedule, load_schedules
@@ -81,26 +83,8 @@ def fail(message: str) -> NoReturn:
     die(scrub(message))
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Billing errors become ``error: ...`` and exit 2."""
-    try:
-        yield
-    except BillingError as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def _store(url: str | None) -> Iterator[redis.Redis]:
-    """A connected client, closed after the command; failures become ``error: ...``."""
-    client = open_redis(url)
-    try:
-        with _refusals():
-            yield client
-    except redis.RedisError as exc:
-        fail(f"Redis failed: {type(exc).__name__}: {exc}")
-    finally:
-        client.close()
+_refusals = refusals
+_store = redis_session
 
 
 def _ring(url: str | None) -> service.Ring:

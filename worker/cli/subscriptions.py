@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -23,9 +22,17 @@ from rich.text import Text
 
 from worker import ingest
 from worker.cli import app
-from worker.cli.common import RedisUrlOption, console, die, err_console, open_redis, print_json
+from worker.cli.common import (
+    RedisUrlOption,
+    console,
+    die,
+    err_console,
+    print_json,
+    redis_session,
+    refusals,
+)
 from worker.clock import SYSTEM
-from worker.errors import BillingError, InvalidInput
+from worker.errors import InvalidInput
 from worker.periods import (
     DEFAULT_TIMEZONE,
     CadenceKind,
@@ -131,26 +138,8 @@ def unwrap_doc(command: F) -> F:
     return command
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Billing errors become ``error: ...`` and exit 2."""
-    try:
-        yield
-    except BillingError as exc:
-        die(str(exc))
-
-
-@contextmanager
-def _store(url: str | None) -> Iterator[redis.Redis]:
-    """A connected client, closed after the command; failures become ``error: ...``."""
-    client = open_redis(url)
-    try:
-        with _refusals():
-            yield client
-    except redis.RedisError as exc:
-        die(f"Redis failed: {type(exc).__name__}: {exc}")
-    finally:
-        client.close()
+_refusals = refusals
+_store = redis_session
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:

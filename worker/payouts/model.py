@@ -46,7 +46,6 @@ from __future__ import annotations
 import csv
 import enum
 import io
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,7 +53,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from worker.errors import InvalidInput
-from worker.ingest import FileRefused
+from worker.ingest import FileRefused, json_type, jsonl_records
 from worker.money import Money, currency_exponent, parse_amount
 from worker.sensitive import Secret, luhn_ok, mask_pan, scrub
 from worker.subscriptions import validate_id
@@ -483,7 +482,7 @@ def payout_from_row(
         value = record.get(name)
         if value is not None and not isinstance(value, str):
             hint = ': a JSON number may not be exact; write "9.99"' if name == "amount" else ""
-            raise InvalidInput(f"{name} must be text, not {_json_type(value)}{hint}")
+            raise InvalidInput(f"{name} must be text, not {json_type(value)}{hint}")
     return Payout.create(
         id=record["id"],
         amount=record["amount"],
@@ -580,7 +579,7 @@ def parse_payout_jsonl(
     lines: Iterable[str], *, now_ms: int = 0
 ) -> tuple[tuple[PayoutRow, ...], tuple[str, ...]]:
     """One JSON object per line; blank lines are ignored; values are text."""
-    return parse_payout_rows(_jsonl_records(lines), now_ms=now_ms)
+    return parse_payout_rows(jsonl_records(lines), now_ms=now_ms)
 
 
 def _check_header(header: list[str]) -> None:
@@ -616,41 +615,3 @@ def _csv_records(reader: Any, header: list[str]) -> Iterator[tuple[int, dict[str
             yield line, f"has {len(cells)} cells, the header has {len(header)}"
             continue
         yield line, {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
-
-
-def _jsonl_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text, object_pairs_hook=_no_repeats, parse_constant=_no_constant)
-        except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg} (column {exc.colno})"
-            continue
-        except InvalidInput as exc:
-            yield number, str(exc)
-            continue
-        if not isinstance(value, dict):
-            yield number, f"must be a JSON object, not {_json_type(value)}"
-            continue
-        yield number, value
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise InvalidInput(f"key {key!r} is given twice")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise InvalidInput(f"{name} is not a number")
-
-
-def _json_type(value: object) -> str:
-    names = {bool: "true/false", int: "a number", float: "a number", list: "a list"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "an object" if isinstance(value, Mapping) else "text")
