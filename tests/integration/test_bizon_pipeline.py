@@ -173,3 +173,15 @@ def test_a_lost_credit_answer_is_reconciled_with_one_credit(world: World) -> Non
     assert found.outcome is LookupOutcome.PAID
     credits = [e for e in world.bizon.state.ledger.entries() if e.order_type == "credit"]
     assert len(credits) == 1 and credits[0].merchant_order_id == "seller-1 p-1 #1"
+
+
+def test_a_lost_rebill_then_a_pause_goes_to_a_human_not_skipped(world: World) -> None:
+    world.subscribe()
+    world.fault(FaultKind.COMMIT_THEN_DROP, BizonEndpoint.REBILL)
+    assert world.charger.run("sub-1", PERIOD) is Outcome.DEFERRED  # the rebill's answer is lost
+    subs.pause(world.r, "sub-1", world.clock)
+    world.clock.advance(5_000)
+    assert world.charger.run("sub-1", PERIOD) is Outcome.DEAD
+    period = ChargeStore(world.r).period("sub-1", PERIOD)
+    assert (period["status"], period["reason"]) == ("dead", "unknown_outcome")
+    assert len(world.rebill_orders()) == 1  # no second rebill, and the first is not forgotten

@@ -308,6 +308,18 @@ class _Run:
             state = AttemptState(attempt["state"]) if attempt.get("state") else None
             self.order_id = attempt.get("order_id") or self.order_id
             nothing_sent = state in _NOTHING_SENT
+            if nothing_sent and unwanted is not None and attempt.get("ahead"):
+                # A note was written ahead of opening the order, and its answer never came:
+                # the gateway may hold an order for this attempt (even a charged one). Closing
+                # the period as skipped would lose track of it; a human looks instead.
+                return self.dead(
+                    attempt,
+                    DeadLetterReason.UNKNOWN_OUTCOME,
+                    f"{unwanted}, but an order may have been opened for attempt {self.n} "
+                    "before its answer was lost: check the gateway",
+                    None,
+                    set_attempt={},
+                )
             if nothing_sent and unwanted is not None:
                 return self.skip(unwanted)
             if state is None or state is AttemptState.DECLINED:
