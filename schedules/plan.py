@@ -106,14 +106,17 @@ def stored_cadence(text: str) -> Cadence | None:
 
 
 def _fields(sub: Subscription, period: Period) -> dict[str, str]:
-    """What a period freezes from its subscription when it opens."""
+    """What a period freezes from its subscription when it opens: ``cards`` (every
+    gateway's card reference, for a fallback attempt) only when it holds more than one.
+    """
+    cards = sub.cards()
     return {
         "period": period.key,
         "amount_minor": str(sub.amount.minor),
         "currency": sub.currency,
         "card": sub.card_ref(),
         "gateway": sub.gateway,
-        "cards": json.dumps(sub.cards(), sort_keys=True),
+        "cards": json.dumps(cards, sort_keys=True) if len(cards) > 1 else "",
     }
 
 

@@ -42,7 +42,8 @@ class JanitorMiddleware(dramatiq.Middleware):
         logs.configure(os.environ.get("BILLING_LOG_LEVEL", "INFO"))
         rt = runtime.current()
         interval = int(rt.env.get("BILLING_JANITOR_INTERVAL_MS", "") or 1000)
-        charges = Janitor(rt.redis, actors.send_charges, rt.clock)
+        gateways = list(rt.charger.deps.gateways)
+        charges = Janitor(rt.redis, actors.send_charges, rt.clock, gateways=gateways)
         payouts = Janitor(
             rt.redis,
             actors.send_payouts,

@@ -14,7 +14,7 @@
         │                             SOFT -> dunning, HARD / NEEDS_CUSTOMER -> dead letter
         ├── RequestRejected           the gateway refused the request itself (nothing moved);
         │   └── InvalidOrderState     dead-letter, or reconcile when the state is the question
-        └── CredentialsRejected       STOP all charging and alert; never retry in a loop
+        └── CredentialsRejected       STOP charging on that gateway and alert; never retry in a loop
 
 Each gateway adapter (``worker.gateway.<name>.errors``) subclasses these with one class per
 error code of its own, mapped in exactly one function at the boundary. Messages never carry

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 import structlog
@@ -19,6 +19,7 @@ import structlog
 from worker import keys, metrics
 from worker.clock import Clock
 from worker.store.charges import CHARGES, ChargeStore, Space
+from worker.subscriptions import GATEWAYS
 
 log = structlog.get_logger("worker.janitor")
 
@@ -37,6 +38,7 @@ class Janitor:
         lock_ms: int = 5_000,
         space: Space = CHARGES,
         lock_key: str = keys.JANITOR_LOCK,
+        gateways: Sequence[str] = GATEWAYS,
     ) -> None:
         self.store = ChargeStore(r, space)
         self.lock_key = lock_key
@@ -47,6 +49,8 @@ class Janitor:
         self.batch = batch
         self.lock_ms = lock_ms
         self.token = uuid.uuid4().hex
+        #: whose circuit breaker state the ``billing_circuit_state`` gauge shows
+        self.gateways = tuple(gateways)
 
     def _lead(self) -> bool:
         """Hold the janitor lock (or take it if free); only its holder ticks."""
@@ -78,11 +82,14 @@ class Janitor:
         pipe = self.r.pipeline(transaction=False)
         pipe.zcard(keys.DLQ)
         pipe.zcard(keys.WORK)
-        pipe.hget(keys.breaker("txpg"), "state")
-        dlq, work, circuit = pipe.execute()
+        for name in self.gateways:
+            pipe.hget(keys.breaker(name), "state")
+        dlq, work, *circuits = pipe.execute()
         metrics.DEAD_LETTERS.set(int(dlq))
         metrics.WORK_PENDING.set(int(work))
-        metrics.CIRCUIT.labels("txpg").set(metrics.CIRCUIT_VALUES.get(circuit or "closed", 0))
+        for name, circuit in zip(self.gateways, circuits, strict=True):
+            state = circuit.decode() if isinstance(circuit, bytes) else circuit
+            metrics.CIRCUIT.labels(name).set(metrics.CIRCUIT_VALUES.get(state or "closed", 0))
 
 
 class JanitorThread(threading.Thread):

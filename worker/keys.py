@@ -41,8 +41,8 @@ key                                     type    what it holds
 ``bw:breaker:{gateway}``                hash    circuit breaker: ``state``, ``failures``,
                                                 ``until``, ``probe_until``
 ``bw:slots:{gateway}``                  zset    concurrency slots, scored by their expiry (ms)
-``bw:halt``                             hash    set when credentials were rejected: charging
-                                                stops until an operator clears it
+``bw:halt:{gateway}``                   hash    set when the gateway rejected the credentials:
+                                                charging there stops until an operator clears it
 ``bw:janitor``                          string  the janitor's leader lock (short TTL)
 ``bw:payout:{payout_id}``               hash    a payout (see ``worker.payouts.model``); never a PAN
 ``bw:payouts``                          zset    every payout id, scored by creation time (ms)
@@ -74,7 +74,13 @@ WORK = f"{PREFIX}work"
 DLQ = f"{PREFIX}dlq"
 EVENTS = f"{PREFIX}events"
 AUDIT = f"{PREFIX}audit"
-HALT = f"{PREFIX}halt"
+
+
+def halt(gateway: str) -> str:
+    """A gateway's stop switch: set when it rejected the merchant's credentials."""
+    return f"{PREFIX}halt:{gateway}"
+
+
 JANITOR_LOCK = f"{PREFIX}janitor"
 PAYOUTS = f"{PREFIX}payouts"
 PAYOUTS_PENDING = f"{PREFIX}payouts:pending"

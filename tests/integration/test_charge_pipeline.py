@@ -299,6 +299,7 @@ def test_an_approved_charge_is_paid_once(world: World) -> None:
     assert data_of(world, "charge.succeeded") == [
         {
             "attempt": 1,
+            "gateway": "txpg",
             "order_id": str(debit.order_id),
             "period": PERIOD,
             "subscription_id": "sub-1",
@@ -341,8 +342,8 @@ def test_soft_decline_is_retried_with_a_new_order_when_dunning_says(world: World
     first = world.attempt(1)
     assert first["state"] == "declined"
     assert first["decline_class"] == "soft"
-    assert first["pmo_code"] == "59"
-    assert first["pmo_title"] == "Insufficient funds"
+    assert first["result_code"] == "59"
+    assert first["result_title"] == "Insufficient funds"
     assert "order_pw" not in first
     assert world.period()["next_at"] == str(NOW + 1000)
     assert world.period()["lease_until"] == "0"
@@ -370,9 +371,10 @@ def test_soft_decline_is_retried_with_a_new_order_when_dunning_says(world: World
     assert declined["data"] == {
         "attempt": 1,
         "decline_class": "soft",
+        "gateway": "txpg",
         "next_retry_at": NOW + 1000,
         "period": PERIOD,
-        "pmo_code": "59",
+        "result_code": "59",
         "subscription_id": "sub-1",
     }
     assert succeeded["data"]["attempt"] == 2
@@ -395,7 +397,7 @@ def test_soft_declines_through_the_whole_schedule_are_dead_lettered(world: World
     assert world.debits() == []
     entry = world.dead_letter()
     assert entry.reason == "dunning_exhausted"
-    assert [a["pmo_code"] for a in entry.attempts] == ["59", "59", "59"]
+    assert [a["result_code"] for a in entry.attempts] == ["59", "59", "59"]
     assert world.period()["status"] == "dead"
     assert world.sub_status() == "past_due"
     assert world.types() == [
@@ -436,8 +438,8 @@ def test_hard_decline_is_dead_lettered_with_its_history(world: World) -> None:
     assert attempt["n"] == "1"
     assert attempt["state"] == "declined"
     assert attempt["order_id"] == str(order.id)
-    assert attempt["pmo_code"] == "41"
-    assert attempt["pmo_title"] == "Stolen card"
+    assert attempt["result_code"] == "41"
+    assert attempt["result_title"] == "Stolen card"
     assert attempt["decline_class"] == "hard"
     assert attempt["error_code"] == "PmoDecline"
     assert "order_pw" not in attempt
@@ -447,7 +449,7 @@ def test_hard_decline_is_dead_lettered_with_its_history(world: World) -> None:
     assert world.types() == ["charge.declined", "charge.failed", "subscription.needs_new_card"]
     [declined] = data_of(world, "charge.declined")
     assert declined["next_retry_at"] is None
-    assert declined["pmo_code"] == "41"
+    assert declined["result_code"] == "41"
     [failed] = data_of(world, "charge.failed")
     assert failed["reason"] == "hard_decline"
     assert failed["dlq_id"] == entry.id
@@ -460,7 +462,7 @@ def test_needs_customer_is_dead_lettered_and_past_due(world: World) -> None:
 
     entry = world.dead_letter()
     assert entry.reason == "needs_customer"
-    assert [a["pmo_code"] for a in entry.attempts] == ["6"]
+    assert [a["result_code"] for a in entry.attempts] == ["6"]
     assert world.sub_status() == "past_due"
     assert world.types() == ["charge.declined", "charge.failed", "subscription.past_due"]
     assert world.debits() == []
@@ -570,8 +572,8 @@ def test_a_decline_whose_answer_was_lost_is_reconciled_as_that_decline(world: Wo
     entry = world.dead_letter()
     assert entry.reason == "hard_decline"
     [attempt] = entry.attempts
-    assert attempt["pmo_code"] == "41"
-    assert attempt["pmo_title"] == "Stolen card"
+    assert attempt["result_code"] == "41"
+    assert attempt["result_title"] == "Stolen card"
     assert world.sub_status() == "needs_new_card"
     assert world.types() == [
         "charge.unknown",
@@ -715,7 +717,7 @@ def test_a_set_src_token_hiccup_does_not_use_up_the_dunning_schedule(
             break
         world.clock.advance(SETTINGS.retry_max_ms)
     assert world.calls(Endpoint.EXEC_TRAN) == 1
-    [first] = [e for e in world.events() if e["data"].get("pmo_code") == "59"]
+    [first] = [e for e in world.events() if e["data"].get("result_code") == "59"]
     assert first["data"]["next_retry_at"] == first["time"] + 1000  # the schedule's first delay
 
     world.advance_to(first["data"]["next_retry_at"])
@@ -734,7 +736,7 @@ def test_rejected_credentials_halt_charging_and_alert_once(make_world: MakeWorld
     assert world.run("sub-1") is Outcome.DEFERRED
 
     assert world.all_calls() == 1
-    stopped = halt_store.halted(world.r)
+    stopped = halt_store.halted(world.r, "txpg")
     assert stopped is not None
     assert stopped["gateway"] == "txpg"
     assert "InvalidLogin" in stopped["reason"]
@@ -760,7 +762,7 @@ def test_rejected_credentials_halt_charging_and_alert_once(make_world: MakeWorld
     fixed = TxpgClient(TxpgSettings(base_url=world.sandbox.base_url, deadline=10.0))
     try:
         world.gateway.inner = TxpgChargeGateway(fixed)
-        assert halt_store.resume(world.r)
+        assert halt_store.resume(world.r, "txpg")
         assert world.run("sub-1") is Outcome.PAID
         assert world.run("sub-2") is Outcome.PAID
     finally:
@@ -790,7 +792,7 @@ def test_credentials_rejected_at_exec_leave_the_order_to_be_executed_later(
         world.gateway.before["execute"] = rotate_credentials
         assert world.run() is Outcome.DEFERRED
 
-        assert halt_store.halted(world.r) is not None
+        assert halt_store.halted(world.r, "txpg") is not None
         attempt = world.attempt(1)
         assert attempt["state"] == "token_set"
         assert world.calls(Endpoint.EXEC_TRAN) == 1
@@ -800,7 +802,7 @@ def test_credentials_rejected_at_exec_leave_the_order_to_be_executed_later(
 
         del world.gateway.before["execute"]
         world.gateway.inner = good
-        halt_store.resume(world.r)
+        halt_store.resume(world.r, "txpg")
         assert world.run() is Outcome.PAID
     finally:
         wrong.close()

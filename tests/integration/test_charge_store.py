@@ -331,7 +331,7 @@ def test_events_dead_letter_and_subscription_are_written_with_the_transition(
         gateway="txpg",
         reason=DeadLetterReason.HARD_DECLINE,
         detail="41 Stolen card",
-        attempts=({"n": "1", "state": "declined", "pmo_code": "41"},),
+        attempts=({"n": "1", "state": "declined", "result_code": "41"},),
         created_at=NOW,
     )
     failed = events.build(events.EventType.CHARGE_FAILED, MEMBER, NOW, {"attempt": 1})
@@ -339,7 +339,7 @@ def test_events_dead_letter_and_subscription_are_written_with_the_transition(
     ops = Ops(
         expect="due",
         attempt=1,
-        set_attempt={"state": "declined", "pmo_code": "41"},
+        set_attempt={"state": "declined", "result_code": "41"},
         set_period={"status": "dead", "dlq_id": entry.id, "lease_until": 0},
         work_remove=True,
         dlq={
@@ -535,11 +535,11 @@ def test_event_payload_round_trips(r: redis.Redis, store: ChargeStore) -> None:
     open_period(store)
     claim = claimed(store)
     event = events.build(
-        events.EventType.CHARGE_DECLINED, MEMBER, NOW, {"attempt": 1, "pmo_code": "59"}
+        events.EventType.CHARGE_DECLINED, MEMBER, NOW, {"attempt": 1, "result_code": "59"}
     )
     start_attempt(store, claim, NOW, events=[event])
     [(_, fields)] = stream(r)
     parsed = events.parse(fields)
     assert parsed["type"] == "charge.declined"
-    assert parsed["data"] == {"attempt": 1, "pmo_code": "59"}
-    assert json.loads(fields["data"]) == {"attempt": 1, "pmo_code": "59"}
+    assert parsed["data"] == {"attempt": 1, "result_code": "59"}
+    assert json.loads(fields["data"]) == {"attempt": 1, "result_code": "59"}

@@ -281,7 +281,7 @@ def test_list_filters_and_orders_newest_first(r: redis.Redis, clock: FixedClock)
         sub_id="sub-b",
         created_at=T0 + HOUR,
         reason=DeadLetterReason.DUNNING_EXHAUSTED,
-        pmo_code="59",
+        result_code="59",
     )
     c = seed_dead_period(r, sub_id="sub-c", created_at=T0 + 2 * HOUR)
     dlq.discard(r, c.id, clock, actor="alice", note="duplicate")
@@ -326,4 +326,4 @@ def test_attempts_survive_in_the_entry(r: redis.Redis) -> None:
     stored = dlq.get(r, entry.id)
     assert stored is not None
     assert [a["order_id"] for a in stored.attempts] == ["4001", "4002", "4003"]
-    assert json.loads(r.hget(keys.dead_letter(entry.id), "attempts"))[0]["pmo_code"] == "51"  # type: ignore[arg-type]
+    assert json.loads(r.hget(keys.dead_letter(entry.id), "attempts"))[0]["result_code"] == "51"  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ def test_list_prints_a_table(r: redis.Redis, billing: Billing) -> None:
         sub_id="sub-b",
         created_at=T0 + HOUR,
         reason=DeadLetterReason.DUNNING_EXHAUSTED,
-        pmo_code="59",
+        result_code="59",
         amount="12.50",
     )
     result = billing("dlq", "list")

@@ -165,3 +165,17 @@ def test_a_dead_workers_period_is_sent_when_its_lease_ends(
     clock.advance(90_000 - GRACE)
     assert janitor.tick() == 1
     assert out.sent == [("sub-1", PERIOD), ("sub-1", PERIOD)]
+
+
+def test_the_circuit_gauge_shows_every_gateways_breaker(r: redis.Redis, clock: FixedClock) -> None:
+    from worker import metrics
+
+    r.hset(keys.breaker("bizon"), mapping={"state": "open"})
+    r.hset(keys.breaker("txpg"), mapping={"state": "half_open"})
+    janitor = Janitor(r, Outbox(), clock, gateways=("txpg", "bizon"))
+    janitor.tick()
+    assert metrics.CIRCUIT.labels("bizon")._value.get() == 2
+    assert metrics.CIRCUIT.labels("txpg")._value.get() == 1
+    r.delete(keys.breaker("bizon"))
+    janitor.tick()
+    assert metrics.CIRCUIT.labels("bizon")._value.get() == 0

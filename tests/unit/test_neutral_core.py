@@ -1,8 +1,8 @@
 """The fenced core names no gateway: every gateway word lives in an adapter.
 
-The words are matched case-sensitively as the gateways spell them. Stored field names that
-predate the second gateway (``pmo_code``, ``pmo_title`` on attempts, events and dead letters)
-are lower case and part of the persisted schema; they are not gateway vocabulary here.
+The words are matched case-sensitively as the gateways spell them (``pmo`` and ``iso`` in
+lower case too, as field names would spell them: a decline's code is ``result_code`` in the
+core, whichever gateway numbered it).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ WORDS = (
     "OCT",
     "Order_REC",
     "PMO",
+    "pmo",
     "ISO",
+    "iso",
     "iso_response",
     "ridByCofp",
     "TWO_COF",
@@ -62,4 +64,6 @@ def test_the_core_names_no_gateway(path: str) -> None:
 def test_the_pattern_catches_the_words() -> None:
     for sample in ("TXPG behind", "a txpg order", "POST rebill", "the PMO code", "an OCT payout"):
         assert PATTERN.search(sample), sample
-    assert not PATTERN.search("exec_sent, pmo_code, octet, isolated")
+    for sample in ("pmo_code", "iso_code", "the PMO code"):
+        assert PATTERN.search(sample), sample
+    assert not PATTERN.search("exec_sent, result_code, octet, isolated, isodate")

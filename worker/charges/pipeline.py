@@ -107,8 +107,9 @@ class Deps:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     #: what kind of job this is: a charge (the default) or a payout
     flow: Flow = CHARGE
-    #: the gateway a period's next attempt moves to after a soft decline or while its own
-    #: gateway's breaker is open (only when the period froze a card reference there)
+    #: the gateway a period's next attempt moves to after a soft decline on the period's own
+    #: gateway (at once, not after the dunning delay) or while its own gateway's breaker is
+    #: open; only when the period froze a card reference there (see ``_Run.choose``)
     fallback: str | None = None
 
 
@@ -195,6 +196,9 @@ class _Run:
         self.due_stored = False
         #: the gateway the current attempt uses (the period's, or the fallback)
         self.gateway_name = ""
+        #: the period's own gateway, and every gateway's card reference it froze
+        self.primary = ""
+        self.cards: dict[str, str] = {}
         self.detail = ""
         #: set when a call failed in a way that says "the gateway is not healthy"
         self.unavailable = False
@@ -206,12 +210,10 @@ class _Run:
         return self.d.clock.now_ms()
 
     def event(self, event_type: EventType, **data: Any) -> dict[str, str]:
-        return events.build(
-            event_type,
-            self.key,
-            self.now(),
-            {**self.flow.ids(self.claim.sub_id, self.claim.period), **data},
-        )
+        """An event of this run's attempt: it names the gateway the attempt uses."""
+        ids = self.flow.ids(self.claim.sub_id, self.claim.period)
+        via = {"gateway": self.gateway_name} if self.gateway_name else {}
+        return events.build(event_type, self.key, self.now(), {**ids, **via, **data})
 
     def wait(self, until_ms: int, detail: str, outcome: Outcome = Outcome.DEFERRED) -> Outcome:
         self.detail = detail
@@ -238,8 +240,9 @@ class _Run:
     def drive(self) -> Outcome:
         d = self.d
         snap = d.store.snapshot(self.claim.sub_id, self.claim.period, self.n, list(d.gateways))
-        attempt, stopped = snap.attempt, snap.halt
-        name, card = self.choose(snap.period, attempt, snap.breaker)
+        attempt = snap.attempt
+        name, card = self.choose(snap.period, attempt, snap.breaker, snap.halts)
+        stopped = snap.halts.get(name)
         breaker_closed = snap.breaker_closed and name == snap.period.get("gateway", "")
         # The rest of the run sees the attempt's own gateway and card as the period's.
         period = {**snap.period, "gateway": name, "card": card}
@@ -265,31 +268,45 @@ class _Run:
                 slots.release(token)
 
     def choose(
-        self, period: Mapping[str, str], attempt: Mapping[str, str], breaker: Mapping[str, str]
+        self,
+        period: Mapping[str, str],
+        attempt: Mapping[str, str],
+        breaker: Mapping[str, str],
+        halts: Mapping[str, Mapping[str, str]],
     ) -> tuple[str, str]:
         """The gateway and card reference of the attempt this run works on.
 
         An attempt in progress keeps the gateway it started on. A new one uses the period's
         gateway, unless a fallback gateway is configured, the period froze a card reference
-        valid there, and either the last attempt was declined softly or the primary's
-        breaker is open: then the fallback.
+        valid there, and either the last attempt, on the period's gateway, was declined
+        softly (or abandoned) or the period's gateway's breaker is open or its stop switch on
+        (rejected credentials): then the fallback.
+        After a soft decline on the fallback, the next attempt is back on the period's own.
         """
         primary = period.get("gateway", "")
         cards: dict[str, str] = json.loads(period.get("cards") or "{}")
         cards.setdefault(primary, period.get("card", ""))
+        self.primary, self.cards = primary, cards
         state = attempt.get("state", "")
         if state and state != AttemptState.DECLINED.value:
             used = attempt.get("gateway") or primary
             return used, cards.get(used, "")
-        fallback = self.d.fallback
-        if fallback and fallback != primary and cards.get(fallback):
-            soft = state == AttemptState.DECLINED.value and attempt.get("decline_class") in (
-                DeclineClass.SOFT.value,
-                "abandoned",
+        fallback = self.fallback()
+        if fallback is not None:
+            soft = state == AttemptState.DECLINED.value and (
+                (attempt.get("gateway") or primary) == primary
+                and attempt.get("decline_class") in (DeclineClass.SOFT.value, "abandoned")
             )
-            if soft or breaker.get("state") == "open":
+            if soft or breaker.get("state") == "open" or primary in halts:
                 return fallback, cards[fallback]
         return primary, cards[primary]
+
+    def fallback(self) -> str | None:
+        """The configured fallback gateway, if the period froze a card reference there."""
+        fallback = self.d.fallback
+        if fallback and fallback != self.primary and self.cards.get(fallback):
+            return fallback
+        return None
 
     def loop(
         self,
@@ -575,7 +592,7 @@ class _Run:
             self.unavailable = isinstance(exc, GatewayUnavailable | OutcomeUnknown)
             self.detail = f"lookup failed: {exc}"
         if found is not None and found.outcome is LookupOutcome.PAID:
-            return self.paid(attempt, None, None, reconciled=True)
+            return self.paid(attempt, None, found.reference, reconciled=True)
         if found is not None and found.outcome is LookupOutcome.FAILED:
             decline = Declined(
                 f"order {handle.id} ended {found.status}",
@@ -651,8 +668,8 @@ class _Run:
             "finished_at": self.now(),
             "decline_class": decline_class.value,
             "error_code": exc.code or "",
-            "pmo_code": exc.result_code or "",
-            "pmo_title": exc.result_title or "",
+            "result_code": exc.result_code or "",
+            "result_title": exc.result_title or "",
             "decline_reason": exc.reason or "",
             "error": str(exc)[:300],
         }
@@ -671,6 +688,15 @@ class _Run:
         decision = self.flow.after_decline(
             decline_class, declines, self.now(), self.d.settings.dunning_ms
         )
+        if (
+            isinstance(decision, policy.Retry)
+            and decline_class is DeclineClass.SOFT
+            and self.gateway_name == self.primary
+            and self.fallback() is not None
+        ):
+            # The next attempt goes to the fallback (see choose): another acquirer, so it is
+            # tried at once, not after the dunning delay. The decline still counts.
+            decision = policy.Retry(self.now())
         if isinstance(decision, policy.DeadLetter):
             return self.dead(
                 attempt,
@@ -687,7 +713,7 @@ class _Run:
                     self.flow.declined,
                     attempt=self.n,
                     decline_class=decline_class.value,
-                    pmo_code=exc.result_code,
+                    result_code=exc.result_code,
                     next_retry_at=decision.at_ms,
                 )
             )
@@ -779,7 +805,7 @@ class _Run:
                     self.flow.declined,
                     attempt=self.n,
                     decline_class=exc.decline_class.value,
-                    pmo_code=exc.result_code,
+                    result_code=exc.result_code,
                     next_retry_at=None,
                 )
             )
@@ -787,15 +813,15 @@ class _Run:
         if exc is not None and self.flow.declined is None:  # the failure event tells the decline
             failure |= {
                 "decline_class": exc.decline_class.value,
-                "pmo_code": exc.result_code,
-                "pmo_title": exc.result_title,
+                "result_code": exc.result_code,
+                "result_title": exc.result_title,
             }
         evs.append(self.event(self.flow.failed, **failure))
         last = history[self.n - 1] if len(history) >= self.n else {}
         outcome = {
             "order_id": last.get("order_id", ""),
-            "failure_code": scrub(last.get("pmo_code") or last.get("error_code") or ""),
-            "failure_title": scrub(last.get("pmo_title", "")),
+            "failure_code": scrub(last.get("result_code") or last.get("error_code") or ""),
+            "failure_title": scrub(last.get("result_title", "")),
             "failure_reason": scrub(last.get("decline_reason") or detail)[:300],
         }
         sub_ops, more = self.flow.on_dead(self.claim.sub_id, decision, outcome)

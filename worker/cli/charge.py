@@ -25,6 +25,7 @@ from worker.errors import InvalidInput
 from worker.store import halt as halt_store
 from worker.store.breaker import Breaker
 from worker.store.charges import ChargeStore
+from worker.subscriptions import GATEWAYS
 
 
 @app.command("charge")
@@ -65,27 +66,44 @@ def _attempts(store: ChargeStore, sub: str, period: str) -> list[dict[str, str]]
     return [{k: v for k, v in a.items() if k != "order_pw"} for a in store.attempts(sub, period)]
 
 
-gateway_app = typer.Typer(help="The gateway's circuit breaker and credentials stop switch.")
+gateway_app = typer.Typer(
+    help="Each gateway's circuit breaker and credentials stop switch (txpg, bizon)."
+)
 app.add_typer(gateway_app, name="gateway")
 
 
 @gateway_app.command("status")
 def gateway_status(redis_url: str | None = RedisUrlOption) -> None:
-    """Show the breaker state and whether charging is stopped."""
+    """Show each gateway's breaker and whether charging on it is stopped."""
     r = open_redis(redis_url)
     table = Table("gateway", "breaker", "failures", "charging")
-    stopped = halt_store.halted(r)
-    state = Breaker(r, "txpg").state()
-    charging = f"[red]stopped[/]: {stopped.get('reason')}" if stopped else "[green]on[/]"
-    table.add_row("txpg", state.get("state", "closed"), state.get("failures", "0"), charging)
+    for name in GATEWAYS:
+        stopped = halt_store.halted(r, name)
+        state = Breaker(r, name).state()
+        charging = f"[red]stopped[/]: {stopped.get('reason')}" if stopped else "[green]on[/]"
+        table.add_row(name, state.get("state", "closed"), state.get("failures", "0"), charging)
     console.print(table)
 
 
 @gateway_app.command("resume")
-def gateway_resume(redis_url: str | None = RedisUrlOption) -> None:
-    """Resume charging after rejected credentials were fixed."""
+def gateway_resume(
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        help="Only this gateway (txpg or bizon); default: every stopped one.",
+        show_default=False,
+    ),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Resume charging on a gateway whose rejected credentials were fixed."""
+    if gateway is not None and gateway not in GATEWAYS:
+        die(f"--gateway must be one of {', '.join(GATEWAYS)}, got {gateway!r}")
     r = open_redis(redis_url)
-    if halt_store.resume(r):
-        console.print("charging resumed; waiting charges run within the janitor's next ticks")
+    resumed = [name for name in ([gateway] if gateway else GATEWAYS) if halt_store.resume(r, name)]
+    if resumed:
+        console.print(
+            f"charging resumed on {', '.join(resumed)}; waiting charges run within the "
+            "janitor's next ticks"
+        )
     else:
         console.print("charging was not stopped: nothing to do")

@@ -77,18 +77,22 @@ def amount_text(entry: DeadLetter) -> str:
         return f"{entry.amount_minor} {entry.currency} (minor units)"
 
 
-def pmo_text(attempt: Mapping[str, str]) -> str:
-    """``51 Expired card``: the attempt's PMO code with its title, else its error code."""
-    code = attempt.get("pmo_code", "")
+def code_text(attempt: Mapping[str, str]) -> str:
+    """``51 Expired card``: the attempt's result code (TXPG's PMO code, Bizon's ISO code)
+    with its title, else its error code.
+    """
+    code = attempt.get("result_code", "")
     if code:
-        title = attempt.get("pmo_title") or (pmo_code(int(code)).title if code.isdigit() else "")
+        title = attempt.get("result_title", "")
+        if not title and code.isdigit() and attempt.get("gateway", "txpg") == "txpg":
+            title = pmo_code(int(code)).title  # an entry stored without its title
         return f"{code} {title}".strip()
     return attempt.get("error_code", "")
 
 
-def last_pmo(entry: DeadLetter) -> str:
+def last_code(entry: DeadLetter) -> str:
     for attempt in reversed(entry.attempts):
-        if text := pmo_text(attempt):
+        if text := code_text(attempt):
             return text
     return "-"
 
@@ -131,10 +135,10 @@ def list_(
     table.add_column("Reason", overflow="fold")
     if status is None:  # a filtered list need not repeat its status on every row
         table.add_column("Status")
-    table.add_column("Last PMO code", min_width=14)
+    table.add_column("Last code", min_width=14)
     for e in entries:
         row = [e.id, format_ms(e.created_at)[:16], e.subscription_id, e.period, amount_text(e)]
-        row += [e.reason.value, *([e.status.value] if status is None else []), last_pmo(e)]
+        row += [e.reason.value, *([e.status.value] if status is None else []), last_code(e)]
         table.add_row(*row)
     console.print(table)
 
@@ -193,16 +197,18 @@ def _summary(entry: DeadLetter, view: Mapping[str, Any]) -> Table:
 
 def _attempts(attempts: Sequence[Mapping[str, str]]) -> Table:
     table = Table(title="Attempts")
-    for name in ("#", "Time (UTC)", "State", "Order", "PMO code", "Decline reason", "Error"):
+    names = ("#", "Time (UTC)", "Gateway", "State", "Order", "Code", "Decline reason", "Error")
+    for name in names:
         table.add_column(name)
     for a in attempts:
         error = " ".join(x for x in (a.get("error_code", ""), a.get("error", "")) if x)
         table.add_row(
             a.get("n", ""),
             _when(a.get("started_at", "")),
+            a.get("gateway", ""),
             a.get("state", ""),
             a.get("order_id", ""),
-            pmo_text({k: v for k, v in a.items() if k != "error_code"}),
+            code_text({k: v for k, v in a.items() if k != "error_code"}),
             a.get("decline_reason", ""),
             error,
         )

@@ -75,7 +75,8 @@ class Capped:
 
 #: A Lua function for every script that opens a period: ``request_charge`` (below) and the
 #: scheduler's sweep (``worker.store.schedule``). Opens the period unless it exists, freezing
-#: the amount, currency, card and gateway; returns ``new`` or the existing status.
+#: the amount, currency, card and gateway, and ``cards`` (every gateway's card reference, JSON)
+#: when given; returns ``new`` or the existing status.
 OPEN_PERIOD_LUA = """
 local function open_period(pkey, periods_key, work_key, member, now, work_at, f)
   local status = redis.call('HGET', pkey, 'status')
@@ -83,6 +84,7 @@ local function open_period(pkey, periods_key, work_key, member, now, work_at, f)
   redis.call('HSET', pkey, 'status', 'open', 'attempt', 0, 'fence', 0, 'lease_until', 0,
     'opened_at', now, 'amount_minor', f.amount_minor, 'currency', f.currency,
     'card', f.card, 'gateway', f.gateway)
+  if f.cards and f.cards ~= '' then redis.call('HSET', pkey, 'cards', f.cards) end
   redis.call('ZADD', periods_key, 'NX', now, f.period)
   redis.call('ZADD', work_key, 'NX', work_at, member)
   return 'new'
@@ -219,7 +221,8 @@ class Claim:
 class Snapshot:
     period: dict[str, str]
     attempt: dict[str, str]
-    halt: dict[str, str] | None
+    #: each gateway's stop switch that is on (see ``worker.store.halt``)
+    halts: dict[str, dict[str, str]]
     subscription: dict[str, str] | None
     breaker: dict[str, str]
 
@@ -285,7 +288,7 @@ class ChargeStore:
             "gateway": gateway,
             "period": period,
         }
-        if cards:
+        if cards and len(cards) > 1:  # one card is ``card`` already
             fields["cards"] = json.dumps(dict(cards), sort_keys=True)
         result = self._open(
             keys=[keys.period(sub_id, period), keys.periods(sub_id), keys.WORK],
@@ -302,23 +305,26 @@ class ChargeStore:
         return dict(self.r.hgetall(self.space.attempt(sub_id, period, n)))  # type: ignore[arg-type]
 
     def snapshot(self, sub_id: str, period: str, n: int, gateways: Sequence[str]) -> Snapshot:
-        """What a run needs to start, in one round trip (every gateway's breaker is read,
-        since which one applies is in the period itself).
+        """What a run needs to start, in one round trip (every gateway's breaker and stop
+        switch is read, since which one applies is in the period and the attempt).
         """
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.space.job(sub_id, period))
         pipe.hgetall(self.space.attempt(sub_id, period, n))
-        pipe.hgetall(keys.HALT)
         pipe.hgetall(self.space.subject(sub_id))
         for name in gateways:
             pipe.hgetall(keys.breaker(name))
-        period_data, attempt_data, halt, sub, *breakers = pipe.execute()
-        by_name = dict(zip(gateways, breakers, strict=True))
+            pipe.hgetall(keys.halt(name))
+        period_data, attempt_data, sub, *per_gateway = pipe.execute()
+        by_name = dict(zip(gateways, per_gateway[::2], strict=True))
+        halts = {
+            name: dict(halt) for name, halt in zip(gateways, per_gateway[1::2], strict=True) if halt
+        }
         breaker = dict(by_name.get(period_data.get("gateway", ""), {}))
         return Snapshot(
             period=dict(period_data),
             attempt=dict(attempt_data) if n > 0 else {},
-            halt=dict(halt) or None,
+            halts=halts,
             subscription=dict(sub) or None,
             breaker=breaker,
         )

@@ -1,9 +1,9 @@
-"""The stop switch: set when a gateway rejects the merchant's credentials.
+"""The stop switch, one per gateway: set when that gateway rejects the merchant's credentials.
 
 Retrying with rejected credentials can lock the merchant account, so the first worker that
-sees ``InvalidLogin`` (or a sibling) stops all charging for everyone and alerts once
-(``gateway.credentials_rejected``). Work stays in ``bw:work``; an operator fixes the
-credentials and runs ``billing gateway resume``.
+sees ``InvalidLogin`` (or a sibling) stops every charge and payout on that gateway, for
+everyone, and alerts once (``gateway.credentials_rejected``). The other gateway goes on. Work
+stays in ``bw:work``; an operator fixes the credentials and runs ``billing gateway resume``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ return 1
 """
 
 
-def halted(r: redis.Redis) -> dict[str, str] | None:
-    value = r.hgetall(keys.HALT)
+def halted(r: redis.Redis, gateway: str) -> dict[str, str] | None:
+    """The gateway's stop switch (``gateway``, ``reason``, ``since``), or None if it is off."""
+    value = r.hgetall(keys.halt(gateway))
     return dict(value) if value else None  # type: ignore[arg-type]
 
 
 def halt(r: redis.Redis, gateway: str, reason: str, now_ms: int) -> bool:
-    """Stop all charging; True if this call stopped it (and wrote the alert event)."""
+    """Stop everything on ``gateway``; True if this call stopped it (and wrote the alert)."""
     event = events.build(
         events.EventType.GATEWAY_CREDENTIALS_REJECTED,
         gateway,
@@ -40,10 +41,13 @@ def halt(r: redis.Redis, gateway: str, reason: str, now_ms: int) -> bool:
     )
     script = r.register_script(_HALT)
     return bool(
-        script(keys=[keys.HALT, keys.EVENTS], args=[gateway, reason, now_ms, json.dumps(event)])
+        script(
+            keys=[keys.halt(gateway), keys.EVENTS],
+            args=[gateway, reason, now_ms, json.dumps(event)],
+        )
     )
 
 
-def resume(r: redis.Redis) -> bool:
-    """Clear the stop switch; True if it was set."""
-    return bool(r.delete(keys.HALT))
+def resume(r: redis.Redis, gateway: str) -> bool:
+    """Clear the gateway's stop switch; True if it was set."""
+    return bool(r.delete(keys.halt(gateway)))

@@ -2,7 +2,8 @@
 
 * :func:`add` stores a payout, idempotent by id (the same content again is a no-op; other
   content under the same id is refused). A scheduled payout waits in ``bw:payouts:pending``;
-  an immediate one is opened for sending in the same script.
+  an immediate one is opened for sending in the same script. Every job is opened on the
+  payout's own gateway (:attr:`Payout.gateway`), so a run may mix gateways.
 * :func:`take` is how a run takes payouts: each one still ``pending`` becomes ``queued``
   (a run waiting for approval) or ``sending``, joins the run, and, when sending, gets its
   job opened in ``bw:pjob``/``bw:pwork`` (the same Lua function that opens a charge's
@@ -139,28 +140,27 @@ return 1
 """
 
 
-def _job_fields(payout: Payout, gateway: str) -> dict[str, str]:
-    """What the job freezes, as a charge period does (``period`` names the payout)."""
+def _job_fields(payout: Payout) -> dict[str, str]:
+    """What the job freezes, as a charge period does (``period`` names the payout): its
+    destination as ``card`` and its own gateway, so that one run may mix gateways."""
     return {
         "period": payout.id,
         "amount_minor": str(payout.amount.minor),
         "currency": payout.currency,
         "card": payout.destination.ref(),
-        "gateway": gateway,
+        "gateway": payout.gateway,
     }
 
 
-def add(
-    r: redis.Redis, payout: Payout, *, gateway: str = "txpg", grace_ms: int = 30_000
-) -> tuple[Payout, bool]:
+def add(r: redis.Redis, payout: Payout, *, grace_ms: int = 30_000) -> tuple[Payout, bool]:
     """Store ``payout``; returns it as stored and whether it is new.
 
-    A scheduled payout waits for a run; an immediate one is opened for sending at once, by
-    the process that accepted it (it alone holds a PAN): the janitor looks at it only after
-    ``grace_ms``, in case that process died.
+    A scheduled payout waits for a run; an immediate one is opened for sending at once, on
+    its own gateway, by the process that accepted it (it alone holds a PAN): the janitor
+    looks at it only after ``grace_ms``, in case that process died.
     """
     immediate = payout.status is PayoutStatus.SENDING
-    fields = _job_fields(payout, gateway) if immediate else None
+    fields = _job_fields(payout) if immediate else None
     flat = [item for pair in payout.to_hash().items() for item in pair]
     existing = r.register_script(_ADD)(
         keys=[
@@ -183,16 +183,17 @@ def add(
     if existing is None:
         return payout, True
     stored = Payout.from_hash(dict(zip(existing[::2], existing[1::2], strict=True)), payout.id)
-    differing = [
-        name
-        for name in ("amount", "destination", "description", "tag", "mode")
-        if _content(stored, name) != _content(payout, name)
-    ]
+    differing = [name for name in CONTENT if _content(stored, name) != _content(payout, name)]
     if differing:
         raise InvalidInput(
             f"payout {payout.id} already exists with a different {', '.join(differing)}"
         )
     return stored, False
+
+
+#: What says what a payout is (not its status, times or run): another payout under the same
+#: id must not differ in any of these.
+CONTENT = ("amount", "gateway", "destination", "description", "tag", "mode")
 
 
 def _content(payout: Payout, name: str) -> str:
@@ -291,12 +292,12 @@ def take(
     work_at_ms: int,
     *,
     queue_only: bool,
-    gateway: str = "txpg",
 ) -> list[str] | None:
-    """Take ``payouts`` into the run (those still pending); None when the run is closed."""
+    """Take ``payouts`` into the run (those still pending), each opened on its own gateway;
+    None when the run is closed."""
     if not payouts:
         return []
-    items = json.dumps([_job_fields(p, gateway) for p in payouts])
+    items = json.dumps([_job_fields(p) for p in payouts])
     taken = r.register_script(_TAKE)(
         keys=[keys.run(run_id), keys.run_payouts(run_id), keys.PAYOUTS_PENDING, keys.PAYOUT_WORK],
         args=[now_ms, work_at_ms, run_id, "queued" if queue_only else "sending", items],
@@ -305,9 +306,10 @@ def take(
 
 
 def release_queued(
-    r: redis.Redis, run_id: str, now_ms: int, work_at_ms: int, actor: str, gateway: str = "txpg"
+    r: redis.Redis, run_id: str, now_ms: int, work_at_ms: int, actor: str
 ) -> tuple[bool, list[str], str]:
-    """Approve a run: open its queued payouts. Returns (done, opened ids, status seen)."""
+    """Approve a run: open its queued payouts, each on its own gateway. Returns (done,
+    opened ids, status seen)."""
     queued = [p for p in run_payouts(r, run_id) if p.status is PayoutStatus.QUEUED]
     event = events.build(
         EventType.PAYOUT_RUN_STARTED, run_id, now_ms, {"run_id": run_id, "approved_by": actor}
@@ -318,7 +320,7 @@ def release_queued(
             now_ms,
             work_at_ms,
             actor,
-            json.dumps([_job_fields(p, gateway) for p in queued]),
+            json.dumps([_job_fields(p) for p in queued]),
             json.dumps(event),
         ],
     )

@@ -237,13 +237,18 @@ def update(
     language: str | None = None,
     cadence: Mapping[str, str | None] | None = None,
     metadata: Mapping[str, str | None] | None = None,
+    gateway: str | None = None,
+    parent_order: str | None = None,
 ) -> Subscription:
     """Change what is given, re-validated as a whole; returns the subscription as stored.
 
     ``cadence`` and ``metadata`` merge into what is there (a ``None`` value removes a key).
-    A new currency needs a new amount: 9.99 AZN is not 9.99 USD. A new ``stored_id`` on a
-    ``needs_new_card`` subscription makes it ``active`` again: the card was replaced. Nothing
-    to change writes nothing. Cancelled subscriptions are final and refuse updates.
+    A new currency needs a new amount: 9.99 AZN is not 9.99 USD. ``parent_order=""``
+    removes the Bizon reference (refused while the gateway is Bizon). A new card reference
+    on the subscription's gateway (a new ``stored_id`` on TXPG, a new ``parent_order`` on
+    Bizon, or a gateway change) makes a ``needs_new_card`` subscription ``active`` again: the
+    card was replaced. Nothing to change writes nothing. Cancelled subscriptions are final
+    and refuse updates.
     """
     validate_id(sub_id, "subscription id")
     for _ in range(CAS_ATTEMPTS):
@@ -255,20 +260,30 @@ def update(
             raise InvalidInput(f"{sub_id} is cancelled, which is final: it cannot be updated")
         if currency not in (None, current.currency) and amount is None:
             raise InvalidInput("changing the currency needs the amount in that currency too")
+        new_gateway = current.gateway if gateway is None else gateway
+        new_stored: object = current.stored_id if stored_id is None else stored_id
+        if new_stored == 0 and new_gateway != "txpg":
+            new_stored = None  # no TXPG card: fine on another gateway
+        elif new_stored == 0:
+            raise InvalidInput(f"{sub_id} has no TXPG card: give a stored_id to charge on txpg")
         rebuilt = Subscription.create(
             id=current.id,
             customer=current.customer,
-            stored_id=current.stored_id if stored_id is None else stored_id,
+            stored_id=new_stored,
             amount=current.amount.to_gateway() if amount is None else amount,
             currency=current.currency if currency is None else currency,
             description=current.description if description is None else description,
             language=current.language if language is None else language,
-            gateway=current.gateway,
+            gateway=new_gateway,
             cadence=_merge(current.cadence, cadence),
             metadata=_merge(current.metadata, metadata),
+            parent_order=current.parent_order if parent_order is None else parent_order,
         )
         status = current.status
-        if status is S.NEEDS_NEW_CARD and rebuilt.stored_id != current.stored_id:
+        if status is S.NEEDS_NEW_CARD and (rebuilt.gateway, rebuilt.card_ref()) != (
+            current.gateway,
+            current.card_ref(),
+        ):
             status = S.ACTIVE
         new = replace(
             rebuilt,
