@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from worker.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -83,3 +86,25 @@ def scrub(text: str) -> str:
     text = _PAN_LIKE.sub(_mask_match, text)
     text = _PASSWORD_KV.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
     return _BASIC.sub(lambda m: f"{m.group(1)}{_REDACTED}", text)
+
+
+@dataclass(frozen=True, slots=True)
+class CardNumber:
+    """A PAN a gateway is given (TXPG's ``set-dst-token``, Bizon's ``pan``). Kept secret;
+    only :attr:`masked` is ever shown.
+    """
+
+    pan: Secret[str]
+
+    @classmethod
+    def parse(cls, text: str) -> CardNumber:
+        digits = text.replace(" ", "")
+        if not (digits.isascii() and digits.isdigit() and 13 <= len(digits) <= 19):
+            raise InvalidInput("a card number must be 13 to 19 ASCII digits")
+        if not luhn_ok(digits):
+            raise InvalidInput(f"card number {mask_pan(digits)} fails the Luhn check")
+        return cls(Secret(digits))
+
+    @property
+    def masked(self) -> str:
+        return mask_pan(self.pan.reveal())

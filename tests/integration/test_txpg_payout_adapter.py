@@ -13,9 +13,9 @@ import pytest
 from tests.fixtures.logs import LogCapture
 from worker import errors as base
 from worker.errors import DeclineClass, InvalidInput
-from worker.gateway.port import ChargeGateway, LookupOutcome, OrderHandle
+from worker.gateway.port import ChargeGateway, LookupOutcome, OrderHandle, PanNotInMemory
 from worker.gateway.txpg.client import TxpgClient
-from worker.gateway.txpg.payouts import InvalidCardRef, PanNotInMemory, TxpgPayoutGateway
+from worker.gateway.txpg.payouts import InvalidCardRef, TxpgPayoutGateway
 from worker.money import parse_amount
 from worker.sandbox import Endpoint, FaultKind, FaultRule, SandboxServer
 from worker.sensitive import Secret, mask_pan

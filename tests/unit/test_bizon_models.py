@@ -50,6 +50,7 @@ from worker.gateway.bizon.models import (
     RecurringDetails,
 )
 from worker.gateway.bizon.settings import BizonSettings
+from worker.gateway.transport import SendTracker
 from worker.money import Money
 from worker.sensitive import Secret
 
@@ -663,7 +664,7 @@ def test_transport_failures_split_on_whether_a_byte_was_sent() -> None:
     )
     assert isinstance(bz.deadline_error("charge", True, 40), bz.BizonOutcomeUnknown)
     assert isinstance(bz.deadline_error("charge", False, 40), base.RequestNotSent)
-    tracker = ops.SendTracker()
+    tracker = SendTracker()
     tracker.sync_trace("http11.send_request_headers.started", {})
     assert tracker.sent
 

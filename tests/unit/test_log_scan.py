@@ -31,3 +31,19 @@ def test_project_logs_reach_the_capture_redacted(log_capture: LogCapture) -> Non
     assert "plaintext9" not in line
     assert "416974******1778" in line
     assert find_leaks([line], {"plaintext9"}) == []
+
+
+def test_a_gateway_order_id_that_passes_luhn_is_kept_but_a_card_elsewhere_is_masked(
+    log_capture: LogCapture,
+) -> None:
+    order_id = "23014805000103646"  # a 17-digit Bizon order id that passes the Luhn check
+    before = len(log_capture.lines)
+    structlog.get_logger("tests").info(
+        "charge_attempt_finished", order_id=order_id, note=f"order {order_id}"
+    )
+    line = log_capture.lines[before]
+    from worker.sensitive import luhn_ok
+
+    assert luhn_ok(order_id)
+    assert f'"order_id": "{order_id}"' in line  # the id field is traceable
+    assert f"order {order_id}" not in line  # free text is still scrubbed like a PAN

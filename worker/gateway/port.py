@@ -20,11 +20,11 @@ lost answer created before it creates another one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from worker.errors import DeclineClass
+from worker.errors import DeclineClass, InvalidInput
 from worker.money import Money
 from worker.sensitive import Secret
 
@@ -60,6 +60,8 @@ class Lookup:
     decline_class: DeclineClass | None = None
     result_code: str | None = None
     result_title: str | None = None
+    #: the gateway's own id for what moved the money, when the handle is not it
+    reference: str | None = None
 
 
 class ChargeGateway(Protocol):
@@ -85,3 +87,28 @@ class WritesAhead(Protocol):
     def note_ahead(self, amount: Money, description: str, card_ref: str) -> str:
         """The note to store before the call (no I/O; the adapter's own clock)."""
         ...
+
+
+# -- immediate payouts to a card number ------------------------------------------------------
+
+#: A payout destination naming a card number held in the accepting process's memory.
+PAN_PREFIX = "pan:"
+
+#: Where the PANs of immediate payouts are kept, by card reference (``pan:<key>``): a
+#: mapping, or a function that answers ``None`` for a reference it does not hold.
+PanVault = Mapping[str, Secret[str]] | Callable[[str], Secret[str] | None]
+
+
+class PanNotInMemory(InvalidInput):
+    """The card number of an immediate payout is gone (the process restarted). Nothing was
+    sent; the payout must be submitted again.
+    """
+
+
+def pan_lookup(pans: PanVault | None) -> Callable[[str], Secret[str] | None]:
+    """``pans`` as a function from a card reference to its PAN (``None``: not held)."""
+    if pans is None:
+        return lambda _ref: None
+    if isinstance(pans, Mapping):
+        return pans.get
+    return pans

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from worker.errors import (
@@ -61,20 +61,26 @@ from worker.gateway.bizon.models import (
     Pan,
     Rebill,
 )
-from worker.gateway.port import Approval, Lookup, LookupOutcome, OrderHandle
+from worker.gateway.port import (
+    PAN_PREFIX,
+    Approval,
+    Lookup,
+    LookupOutcome,
+    OrderHandle,
+    PanNotInMemory,
+    PanVault,
+    pan_lookup,
+)
 from worker.money import Money
 from worker.sensitive import Secret
 
 GATEWAY = "bizon"
 ORDER_PREFIX = "order:"  #: a payout destination: the card of an earlier Bizon order
-PAN_PREFIX = "pan:"  #: a payout destination: a card number held in the process's vault
 _LOOKUP_EXPANDS = (Expand.CARD, Expand.OPERATIONS_CASHFLOW)
 #: Statuses in which money moved (a refund or chargeback later does not undo the charge).
 _MOVED = frozenset(
     {OrderStatus.CHARGED, OrderStatus.REFUNDED, OrderStatus.CHARGEDBACK, OrderStatus.CREDITED}
 )
-
-PanVault = Mapping[str, Secret[str]] | Callable[[str], Secret[str] | None]
 
 
 class RebillSearchFailed(GatewayUnavailable):
@@ -99,7 +105,7 @@ def classify(order: Order) -> Lookup:
     """
     status = order.status_raw
     if order.status in _MOVED:
-        return Lookup(LookupOutcome.PAID, status, result_code="00")
+        return Lookup(LookupOutcome.PAID, status, result_code="00", reference=order.id)
     if order.status is OrderStatus.AUTHORIZED:
         return Lookup(LookupOutcome.NOT_EXECUTED, status)
     if order.status in FAILED_STATUSES:
@@ -266,10 +272,6 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(int(seconds), UTC)
 
 
-def _no_pans(_ref: str) -> Secret[str] | None:
-    return None
-
-
 class BizonPayoutGateway:
     """The payout port over a :class:`BizonClient`. A destination is ``order:<parent id>``
     (the card of an earlier Bizon order) or ``pan:<key>`` (a card number in the vault of the
@@ -281,12 +283,7 @@ class BizonPayoutGateway:
 
     def __init__(self, client: BizonClient, *, pans: PanVault | None = None) -> None:
         self.client = client
-        if pans is None:
-            self._pan_of: Callable[[str], Secret[str] | None] = _no_pans
-        elif isinstance(pans, Mapping):
-            self._pan_of = pans.get
-        else:
-            self._pan_of = pans
+        self._pan_of = pan_lookup(pans)
 
     def open_order(
         self, amount: Money, description: str, card_ref: str, ahead: Sequence[str] = ()
@@ -308,7 +305,7 @@ class BizonPayoutGateway:
             return _approval(self.client.credit(_parent_id(ref), request))
         pan = self._pan_of(ref)
         if pan is None:
-            raise InvalidInput(
+            raise PanNotInMemory(
                 "the card number of this immediate payout is no longer in memory (the process"
                 " restarted); nothing was sent: submit the payout again"
             )

@@ -15,18 +15,14 @@ client certificate for mutual TLS).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
 
 import httpx
-import structlog
 
-from worker import metrics
 from worker.errors import MalformedResponse
+from worker.gateway import transport
 from worker.gateway.bizon import errors
 from worker.gateway.bizon import operations as ops
 from worker.gateway.bizon.errors import GATEWAY
@@ -51,67 +47,16 @@ from worker.money import Money
 from worker.sensitive import Secret
 
 T = TypeVar("T")
-log = structlog.get_logger("worker.gateway.bizon")
 
 
-class _DeadlinePassed(Exception):
-    pass
-
-
-def _timeout(settings: BizonSettings, remaining: float) -> httpx.Timeout:
-    remaining = max(remaining, 0.001)
-    return httpx.Timeout(
-        connect=min(settings.connect_timeout, remaining),
-        read=min(settings.read_timeout, remaining),
-        write=min(settings.read_timeout, remaining),
-        pool=min(settings.connect_timeout, remaining),
-    )
-
-
-def _client_options(settings: BizonSettings) -> dict[str, Any]:
-    return {
-        "base_url": settings.base_url + "/",
-        "auth": httpx.BasicAuth(settings.username, settings.password.reveal()),
-        "timeout": _timeout(settings, settings.deadline),
-        "follow_redirects": False,
-        "trust_env": False,
-        "verify": settings.ssl_context(),
-        "limits": httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        ),
-        "headers": {"Accept": "application/json", "User-Agent": "billing-worker"},
-    }
-
-
-def _logged(call: ops.Call[Any], started: float, outcome: str, status: int | None) -> None:
-    endpoint = call.op
-    metrics.GATEWAY_LATENCY.labels(GATEWAY, endpoint).observe(time.monotonic() - started)
-    # Never the URL: a listing's query may carry a customer's name or e-mail.
-    log.debug(
-        "gateway_call_completed",
-        gateway=GATEWAY,
-        op=endpoint,
-        order_id=call.order_id,
-        http_status=status,
-        outcome=outcome,
-        duration_ms=round((time.monotonic() - started) * 1000, 2),
-    )
-
-
-class _Exchange:
-    """One request's bookkeeping, shared by both clients: the send tracker, the body under
-    its size cap and deadline, and how it ended (mapped in ``errors``, for both).
+class _Exchange(transport.Exchange):
+    """Bizon's side of a request: the answer (with its headers and URL, for pagination)
+    and each failure mapped in ``errors`` / ``operations`` (one place for both clients).
+    Never the URL in a log: a listing's query may carry a customer's name or e-mail.
     """
 
-    def __init__(self, call: ops.Call[Any], settings: BizonSettings) -> None:
-        self.call = call
-        self.settings = settings
-        self.started = time.monotonic()
-        self.deadline = self.started + settings.deadline
-        self.tracker = ops.SendTracker()
-        self.status: int | None = None
-        self.body = bytearray()
+    gateway = GATEWAY
+    call: ops.Call[Any]
 
     def request_options(self) -> dict[str, Any]:
         call = self.call
@@ -120,35 +65,19 @@ class _Exchange:
             "headers": {"Content-Type": "application/json"} if call.body is not None else None,
         }
 
-    def add(self, chunk: bytes, *, check_deadline: bool) -> None:
-        self.body += chunk
-        if len(self.body) > self.settings.max_body_bytes:
-            raise ops.body_too_large(self.call, self.status or 0, self.settings.max_body_bytes)
-        if check_deadline and time.monotonic() > self.deadline:
-            raise _DeadlinePassed
+    def interpret(self, response: httpx.Response, body: bytes) -> Any:
+        return ops.interpret(
+            self.call, response.status_code, response.headers, str(response.request.url), body
+        )
 
-    def deadline_passed(self) -> Exception:
-        _logged(self.call, self.started, "deadline", self.status)
-        return errors.deadline_error(self.call.op, self.tracker.sent, self.settings.deadline)
+    def deadline_error(self, sent: bool, seconds: float) -> Exception:
+        return errors.deadline_error(self.call.op, sent, seconds)
 
-    def transport_failed(self, exc: httpx.HTTPError) -> Exception:
-        _logged(self.call, self.started, type(exc).__name__, self.status)
-        return errors.transport_error(self.call.op, exc, self.tracker.sent)
+    def transport_error(self, exc: httpx.HTTPError, sent: bool) -> Exception:
+        return errors.transport_error(self.call.op, exc, sent)
 
-    def finish(self, response: httpx.Response) -> Any:
-        try:
-            result = ops.interpret(
-                self.call,
-                response.status_code,
-                response.headers,
-                str(response.request.url),
-                bytes(self.body),
-            )
-        except Exception as exc:
-            _logged(self.call, self.started, type(exc).__name__, self.status)
-            raise
-        _logged(self.call, self.started, "ok", self.status)
-        return result
+    def body_too_large(self, limit: int) -> Exception:
+        return ops.body_too_large(self.call, self.status or 0, limit)
 
 
 class _Pages(Generic[T]):
@@ -175,39 +104,16 @@ class _Pages(Generic[T]):
         self.call = ops.next_page(self.call, url, self.settings.base_url)
 
 
-class BizonClient:
+class BizonClient(transport.SyncClient):
     """Synchronous Bizon client. Thread-safe; one per process is enough."""
+
+    exchange = _Exchange
 
     def __init__(
         self, settings: BizonSettings, *, transport: httpx.BaseTransport | None = None
     ) -> None:
         self.settings = settings
-        self._http = httpx.Client(transport=transport, **_client_options(settings))
-
-    def send(self, call: ops.Call[T]) -> T:
-        """Send ``call``; return its parsed answer or raise a ``worker.errors`` error."""
-        ex = _Exchange(call, self.settings)
-        request = self._http.build_request(
-            call.method,
-            call.path,
-            timeout=_timeout(self.settings, self.settings.deadline),
-            extensions={"trace": ex.tracker.sync_trace},
-            **ex.request_options(),
-        )
-        try:
-            response = self._http.send(request, stream=True)
-            ex.status = response.status_code
-            try:
-                for chunk in response.iter_bytes():
-                    ex.add(chunk, check_deadline=True)
-            finally:
-                response.close()
-        except _DeadlinePassed:
-            raise ex.deadline_passed() from None
-        except httpx.HTTPError as exc:
-            raise ex.transport_failed(exc) from exc
-        result: T = ex.finish(response)
-        return result
+        super().__init__(settings, settings.ssl_context(), transport)
 
     def _walk(self, call: ops.Call[Page[T]]) -> Iterator[T]:
         pages = _Pages(call, self.settings)
@@ -269,54 +175,17 @@ class BizonClient:
     def resume(self, order_id: str) -> Order:
         return self.send(ops.resume(order_id))
 
-    def close(self) -> None:
-        self._http.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncBizonClient:
+class AsyncBizonClient(transport.AsyncClient):
     """Asynchronous Bizon client with the same calls as :class:`BizonClient`."""
+
+    exchange = _Exchange
 
     def __init__(
         self, settings: BizonSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
-        self._http = httpx.AsyncClient(transport=transport, **_client_options(settings))
-
-    async def send(self, call: ops.Call[T]) -> T:
-        """Send ``call``; return its parsed answer or raise a ``worker.errors`` error."""
-        ex = _Exchange(call, self.settings)
-        request = self._http.build_request(
-            call.method,
-            call.path,
-            extensions={"trace": ex.tracker.async_trace},
-            **ex.request_options(),
-        )
-        try:
-            async with asyncio.timeout(self.settings.deadline):
-                response = await self._http.send(request, stream=True)
-                ex.status = response.status_code
-                try:
-                    async for chunk in response.aiter_bytes():
-                        ex.add(chunk, check_deadline=False)  # asyncio.timeout bounds it
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            raise ex.deadline_passed() from None
-        except httpx.HTTPError as exc:
-            raise ex.transport_failed(exc) from exc
-        result: T = ex.finish(response)
-        return result
+        super().__init__(settings, settings.ssl_context(), transport)
 
     async def _walk(self, call: ops.Call[Page[T]]) -> AsyncIterator[T]:
         pages = _Pages(call, self.settings)
@@ -376,17 +245,3 @@ class AsyncBizonClient:
 
     async def resume(self, order_id: str) -> Order:
         return await self.send(ops.resume(order_id))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

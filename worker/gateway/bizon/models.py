@@ -39,7 +39,7 @@ from worker.gateway.bizon.codes import (
 )
 from worker.gateway.txpg.fields import FieldError, Fields
 from worker.money import Money
-from worker.sensitive import Secret, luhn_ok, mask_pan
+from worker.sensitive import CardNumber, Secret, mask_pan
 
 _AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -486,24 +486,8 @@ def _positive(amount: Money) -> None:
         raise InvalidInput("an amount must be positive")
 
 
-@dataclass(frozen=True, slots=True)
-class Pan:
-    """A card number. Kept secret; only :attr:`masked` is ever shown."""
-
-    number: Secret[str]
-
-    @classmethod
-    def parse(cls, text: str) -> Pan:
-        digits = text.replace(" ", "")
-        if not (digits.isascii() and digits.isdigit() and 13 <= len(digits) <= 19):
-            raise InvalidInput("a card number must be 13 to 19 ASCII digits")
-        if not luhn_ok(digits):
-            raise InvalidInput(f"card number {mask_pan(digits)} fails the Luhn check")
-        return cls(Secret(digits))
-
-    @property
-    def masked(self) -> str:
-        return mask_pan(self.number.reveal())
+#: A card number, kept secret (only ``masked`` is ever shown): the same as TXPG's.
+Pan = CardNumber
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,11 +49,10 @@ from worker.gateway.bizon.models import (
 )
 from worker.gateway.txpg import json
 from worker.gateway.txpg.fields import FieldError
-from worker.gateway.txpg.operations import SendTracker
 from worker.money import Money
 from worker.sensitive import Secret
 
-__all__ = ["Call", "Reply", "SendTracker", "interpret", "next_page"]
+__all__ = ["Call", "Reply", "interpret", "next_page"]
 
 T = TypeVar("T")
 
@@ -346,7 +345,7 @@ def authorize(request: Authorize) -> Call[Order]:
         custom_fields=request.custom_fields,
         options=request.options,
     )
-    body["pan"] = request.pan.number.reveal()
+    body["pan"] = request.pan.pan.reveal()
     card = _card(request.card)
     if card:
         body["card"] = card
@@ -461,7 +460,7 @@ def credit(order_id: str, request: Credit) -> Call[Order]:
 def credit_pan(pan: Pan, request: Credit) -> Call[Order]:
     """``POST /orders/credit``: an OCT to a card number, with no earlier order."""
     body = _credit_body("credit_pan", request)
-    body["pan"] = pan.number.reveal()
+    body["pan"] = pan.pan.reveal()
     if request.card is not None:
         card = _card(request.card)
         if card:

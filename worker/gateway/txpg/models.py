@@ -15,7 +15,8 @@ from worker.errors import InvalidInput
 from worker.gateway.txpg.codes import PAID_STATUSES, OrderStatus, pmo_code
 from worker.gateway.txpg.fields import Fields
 from worker.money import Money
-from worker.sensitive import Secret, luhn_ok, mask_pan
+from worker.sensitive import CardNumber as CardNumber
+from worker.sensitive import Secret
 
 
 class OrderType(enum.StrEnum):
@@ -96,26 +97,6 @@ class TwoToken:
         rid = self.rid_by_cofp
         if not (rid.isascii() and rid.isalnum() and 8 <= len(rid) <= 64):
             raise InvalidInput("a TWO token's ridByCofp must be 8 to 64 ASCII letters or digits")
-
-
-@dataclass(frozen=True, slots=True)
-class CardNumber:
-    """A PAN for ``set-dst-token``. Kept secret; only :attr:`masked` is ever shown."""
-
-    pan: Secret[str]
-
-    @classmethod
-    def parse(cls, text: str) -> CardNumber:
-        digits = text.replace(" ", "")
-        if not (digits.isascii() and digits.isdigit() and 13 <= len(digits) <= 19):
-            raise InvalidInput("a card number must be 13 to 19 ASCII digits")
-        if not luhn_ok(digits):
-            raise InvalidInput(f"card number {mask_pan(digits)} fails the Luhn check")
-        return cls(Secret(digits))
-
-    @property
-    def masked(self) -> str:
-        return mask_pan(self.pan.reveal())
 
 
 SourceToken = StoredCard | TwoToken

@@ -230,22 +230,3 @@ def body_too_large(call: Call[Any], status: int, limit: int) -> base.GatewayErro
     return base.MalformedResponse(
         f"{call.op}: response body over {limit} bytes", http_status=status, gateway=GATEWAY
     )
-
-
-class SendTracker:
-    """An httpcore trace hook that notes when the request starts going out on the wire."""
-
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
-
-    def note(self, event: str) -> None:
-        if event.endswith("send_request_headers.started"):
-            self.sent = True
-
-    def sync_trace(self, event: str, info: dict[str, Any]) -> None:
-        self.note(event)
-
-    async def async_trace(self, event: str, info: dict[str, Any]) -> None:
-        self.note(event)

@@ -16,10 +16,18 @@ them, once, for both). What differs is the card reference stored on the job:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 from worker.errors import InvalidInput
-from worker.gateway.port import Approval, Lookup, OrderHandle
+from worker.gateway.port import (
+    PAN_PREFIX,
+    Approval,
+    Lookup,
+    OrderHandle,
+    PanNotInMemory,
+    PanVault,
+    pan_lookup,
+)
 from worker.gateway.txpg.adapter import CREDIT_TYPES, classify, order_ref
 from worker.gateway.txpg.client import TxpgClient
 from worker.gateway.txpg.models import (
@@ -31,28 +39,12 @@ from worker.gateway.txpg.models import (
     TwoToken,
 )
 from worker.money import Money
-from worker.sensitive import Secret
 
 TOKEN_PREFIX = "token:"  # noqa: S105 - a card reference prefix, not a secret
-PAN_PREFIX = "pan:"
-
-#: Where the PANs of immediate payouts are kept, by card reference (``pan:<key>``): a
-#: mapping, or a function that answers ``None`` for a reference it does not hold.
-PanVault = Mapping[str, Secret[str]] | Callable[[str], Secret[str] | None]
 
 
 class InvalidCardRef(InvalidInput):
     """A payout's card reference is neither ``token:<ridByCofp>`` nor ``pan:<key>``."""
-
-
-class PanNotInMemory(InvalidInput):
-    """The card number of an immediate payout is gone (the process restarted). Nothing was
-    sent; the payout must be submitted again.
-    """
-
-
-def _no_pans(_ref: str) -> Secret[str] | None:
-    return None
 
 
 class TxpgPayoutGateway:
@@ -79,12 +71,7 @@ class TxpgPayoutGateway:
         self.client = client
         self.title = title
         self.language = language
-        if pans is None:
-            self._pan_of: Callable[[str], Secret[str] | None] = _no_pans
-        elif isinstance(pans, Mapping):
-            self._pan_of = pans.get
-        else:
-            self._pan_of = pans
+        self._pan_of = pan_lookup(pans)
 
     def open_order(
         self, amount: Money, description: str, card_ref: str = "", ahead: Sequence[str] = ()
