@@ -2,9 +2,11 @@
 
 Every row names one subscription by the same fields as ``billing subscriptions create``:
 
-* required: ``id``, ``customer``, ``stored_id``, ``amount`` (a plain decimal, ``"9.99"``),
-  ``currency``;
-* optional: ``description``, ``language``;
+* required: ``id``, ``customer``, ``amount`` (a plain decimal, ``"9.99"``), ``currency``,
+  and the card reference of the row's gateway: ``stored_id`` (TXPG) or ``parent_order``
+  (Bizon);
+* optional: ``gateway`` (``txpg``, the default, or ``bizon``), the other gateway's card
+  reference (used by a configured fallback gateway), ``description``, ``language``;
 * the schedule, named as in the cadence mapping (see :mod:`worker.periods`): ``cadence``,
   ``interval``, ``anchor_day``, ``anchor``, ``weekday``, ``expr``, ``charge_time``,
   ``timezone``, ``start``, ``trial_end``, ``end``. No schedule at all means the subscription
@@ -22,9 +24,9 @@ A row is valid when :meth:`Subscription.create` accepts it and, when it has a sc
   apart). A row with more or fewer cells than the header is invalid; a quoting error refuses
   the file, as where the next row starts is then unknown.
 * **JSON Lines** (``.jsonl``): one JSON object per line; blank lines are ignored. Values are
-  text; ``stored_id``, ``interval`` and ``anchor_day`` may also be whole numbers. Amounts must
-  be text: a JSON number such as ``9.99`` is a float, and money is never a float. Unknown or
-  repeated keys make the row invalid.
+  text; ``stored_id``, ``parent_order``, ``interval`` and ``anchor_day`` may also be whole
+  numbers. Amounts must be text: a JSON number such as ``9.99`` is a float, and money is
+  never a float. Unknown or repeated keys make the row invalid.
 
 Line numbers are the file's own, from 1 (a CSV header is line 1), and point at the first line
 of the row. Two rows with the same id are fine when they say the same thing (the later one is
@@ -45,8 +47,11 @@ from worker.errors import InvalidInput
 from worker.periods import CadenceKind, parse_cadence
 from worker.subscriptions import Subscription
 
-REQUIRED = ("id", "customer", "stored_id", "amount", "currency")
-OPTIONAL = ("description", "language")
+REQUIRED = ("id", "customer", "amount", "currency")
+#: The card references: a row needs its gateway's (``stored_id`` on TXPG, the default;
+#: ``parent_order`` on Bizon) and may hold the other's.
+CARDS = ("stored_id", "parent_order")
+OPTIONAL = ("gateway", "description", "language")
 SCHEDULE = (
     "cadence",
     "interval",
@@ -63,9 +68,9 @@ SCHEDULE = (
 METADATA = "metadata"
 METADATA_PREFIX = "metadata."
 #: Every field a row may have (CSV adds ``metadata.KEY`` columns, JSON Lines a ``metadata``).
-FIELDS = frozenset(REQUIRED + OPTIONAL + SCHEDULE)
+FIELDS = frozenset(REQUIRED + CARDS + OPTIONAL + SCHEDULE)
 #: Fields that JSON Lines may give as whole numbers; they are stored as their decimal text.
-_WHOLE_NUMBERS = frozenset({"stored_id", "interval", "anchor_day"})
+_WHOLE_NUMBERS = frozenset({"stored_id", "parent_order", "interval", "anchor_day"})
 #: The file formats, by extension.
 FORMATS = (".csv", ".jsonl")
 
@@ -148,7 +153,9 @@ def build(record: Mapping[str, Any]) -> Subscription:
     unknown = sorted(set(record) - FIELDS - {METADATA})
     if unknown:
         raise InvalidInput(f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
-    missing = [name for name in REQUIRED if record.get(name) in (None, "")]
+    card = "parent_order" if record.get("gateway") == "bizon" else "stored_id"
+    needed = (*REQUIRED[:2], card, *REQUIRED[2:])
+    missing = [name for name in needed if record.get(name) in (None, "")]
     if missing:
         raise InvalidInput(f"missing {', '.join(missing)}")
     values = {name: _whole_number(name, record[name]) for name in record if name != METADATA}
@@ -162,16 +169,21 @@ def build(record: Mapping[str, Any]) -> Subscription:
     metadata = record.get(METADATA, {})
     if not isinstance(metadata, Mapping):
         raise InvalidInput(f"metadata must be an object of text values, not {json_type(metadata)}")
+    for name in ("gateway", "parent_order"):
+        if name in values and not isinstance(values[name], str):
+            raise InvalidInput(f"{name} must be text, not {json_type(values[name])}")
     sub = Subscription.create(
         id=values["id"],
         customer=values["customer"],
-        stored_id=values["stored_id"],
+        stored_id=values.get("stored_id"),
         amount=values["amount"],
         currency=values["currency"],
         description=values.get("description", ""),
         language=values.get("language", "az"),
+        gateway=values.get("gateway", "txpg"),
         cadence=cadence,
         metadata=metadata,
+        parent_order=values.get("parent_order", ""),
     )
     if cadence:
         parse_cadence(cadence)
@@ -193,7 +205,7 @@ def _check_header(header: list[str]) -> None:
         if not known:
             unknown.append(name)
     if unknown:
-        allowed = ", ".join((*REQUIRED, *OPTIONAL, *SCHEDULE, "metadata.KEY"))
+        allowed = ", ".join((*REQUIRED, *CARDS, *OPTIONAL, *SCHEDULE, "metadata.KEY"))
         raise FileRefused(
             f"unknown column{'s' if len(unknown) > 1 else ''}: "
             f"{', '.join(repr(n) for n in unknown)} (allowed: {allowed})"
@@ -205,6 +217,8 @@ def _check_header(header: list[str]) -> None:
     missing = [name for name in REQUIRED if name not in seen]
     if missing:
         raise FileRefused(f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    if not seen & set(CARDS):
+        raise FileRefused("missing column: stored_id (or parent_order, for bizon rows)")
 
 
 def _csv_records(reader: Any, header: list[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -135,7 +136,7 @@ def test_add_a_scheduled_payout_is_idempotent(r: redis.Redis, billing: Billing) 
     args = ["add", "--id", "po_1", "--amount", "25.00", "--currency", "AZN", "--token", OK]
     first = billing(*args, "--tag", "sellers", "--description", "May")
     assert first.exit_code == 0, first.output
-    assert "added po_1: 25.00 AZN to TWO_COF:26AB0D…4BCC, pending" in first.stdout
+    assert "added po_1: 25.00 AZN to TWO_COF:26AB0D…4BCC on txpg, pending" in first.stdout
     payout = store.get(r, "po_1")
     assert payout is not None
     assert (payout.status, payout.tag, payout.description) == (
@@ -516,7 +517,7 @@ def test_send_now_with_a_token_that_declines(pipeline: Pipeline) -> None:
         rt.close()
     assert result.created and result.final
     assert result.payout.status is PayoutStatus.FAILED
-    assert result.attempt["pmo_code"] == "64"
+    assert result.attempt["result_code"] == "64"
     assert "order_pw" not in result.attempt
     assert [e for e in pipeline.ledger() if e["direction"] == "credit"] == []
 
@@ -560,3 +561,190 @@ def test_a_run_waits_and_reports(pipeline: Pipeline) -> None:
         csv.DictReader(io.StringIO(billing("report", "manual-w", "--format", "csv").stdout))
     )
     assert sum(Decimal(row["amount"]) for row in rows) == Decimal("10.00")
+
+
+# -- two gateways: TXPG and Bizon --------------------------------------------------------------
+
+ORDER = "23014808614292147"  # a Bizon order id (the reference's example)
+#: Another card number of this module's own, paid out on Bizon.
+BIZON_PAN = "4000057712345620"
+BIZON_MASKED = "400005******5620"
+
+
+def test_help_names_both_gateways() -> None:
+    result = CliRunner().invoke(app, ["payouts", "add", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    for words in ("--gateway", "txpg|bizon", "--order", "Destination on bizon", "[default: txpg]"):
+        assert words in text, words
+    imported = CliRunner().invoke(app, ["payouts", "import", "--help"], env={"COLUMNS": "200"})
+    assert "order (an earlier Bizon order's id, with gateway bizon)" in " ".join(
+        imported.output.split()
+    )
+
+
+def test_add_a_bizon_payout_to_an_earlier_order(r: redis.Redis, billing: Billing) -> None:
+    args = ["add", "--id", "po_b", "--amount", "7.50", "--currency", "USD"]
+    first = billing(*args, "--gateway", "bizon", "--order", ORDER, "--tag", "sellers")
+    assert first.exit_code == 0, first.output
+    assert f"added po_b: 7.50 USD to order:{ORDER} on bizon, pending" in first.stdout
+    payout = store.get(r, "po_b")
+    assert payout is not None
+    assert (payout.gateway, payout.destination.ref(), payout.status) == (
+        "bizon",
+        f"order:{ORDER}",
+        PayoutStatus.PENDING,
+    )
+    stored = r.hgetall(keys.payout("po_b"))
+    assert (stored["gateway"], stored["destination"]) == ("bizon", f"order:{ORDER}")
+    before = dump(r)
+    again = billing(*args, "--gateway", "bizon", "--order", ORDER, "--tag", "sellers")
+    assert "already exists with these values" in again.stdout
+    refused(billing(*args, "--gateway", "bizon", "--order", "42", "--tag", "sellers"),
+            "different destination")  # fmt: skip
+    refused(billing(*args, "--token", OK, "--tag", "sellers"), "different gateway, destination")
+    assert dump(r) == before
+    # a TXPG payout keeps the default gateway out of its stored hash
+    add(billing, "po_t")
+    assert "gateway" not in r.hgetall(keys.payout("po_t"))
+    assert re.search(r"gateway\s+txpg", billing("show", "po_t").stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["--order", ORDER], None, "--order is a bizon destination: give --gateway bizon"),
+        (["--gateway", "txpg", "--order", ORDER], None, "--order is a bizon destination"),
+        (["--gateway", "bizon", "--token", OK], None, "--token is a txpg destination"),
+        (["--gateway", "bizon", "--order", ORDER, "--token", OK], None,
+         "give exactly one destination: --token RID (txpg), --order ID (bizon)"),
+        (["--gateway", "bizon", "--order", ORDER, "--pan-stdin", "--now"], BIZON_PAN,
+         "got --order and --pan-stdin"),
+        (["--gateway", "bizon"], None, "give exactly one destination"),
+        (["--gateway", "bizon", "--order", "abc"], None, "order is invalid"),
+        (["--gateway", "bizon", "--order", "1 2"], None, "order is invalid"),
+        (["--gateway", "bizon", "--pan-stdin"], BIZON_PAN, "scheduled payouts need a token"),
+        (["--gateway", "bizon", "--pan-stdin", "--now"], "4000057712345621\n",
+         "fails the Luhn check"),
+    ],
+)  # fmt: skip
+def test_add_refuses_a_bad_gateway_and_destination(
+    r: redis.Redis, billing: Billing, args: list[str], stdin: str | None, message: str
+) -> None:
+    result = billing("add", "--id", "po_1", "--amount", "10.00", "--currency", "AZN", *args,
+                     stdin=stdin)  # fmt: skip
+    refused(result, message)
+    assert result.stdout == ""
+    assert BIZON_PAN not in result.output
+    assert dump(r) == {}
+
+
+def test_add_refuses_an_unknown_gateway(r: redis.Redis, billing: Billing) -> None:
+    result = billing("add", "--id", "po_1", "--amount", "1.00", "--currency", "AZN",
+                     "--gateway", "paypal", "--token", OK)  # fmt: skip
+    assert result.exit_code == 2
+    assert "'paypal' is not one of 'txpg', 'bizon'" in error(result)
+    assert dump(r) == {}
+
+
+def test_import_list_show_and_a_dry_run_over_both_gateways(
+    r: redis.Redis, billing: Billing, tmp_path: Path
+) -> None:
+    text = (
+        "id,amount,currency,gateway,token,order,tag\n"
+        f"po_1,10.00,AZN,,{OK},,s\n"
+        f"po_2,2.50,AZN,bizon,,{ORDER},s\n"
+        f"po_3,1.00,AZN,txpg,{OK},,s\n"
+    )
+    bad = text + f"po_4,1.00,AZN,,,{ORDER},s\npo_5,1.00,AZN,bizon,{OK},,s\n"
+    result = billing("import", write(tmp_path, "p.csv", bad))
+    refused(result, "2 of 5 rows are invalid or conflict: nothing was imported")
+    assert "line 5: gateway txpg pays out to a token (ridByCofp) or a pan, not to an order" in (
+        error(result)
+    )
+    assert "line 6: gateway bizon pays out to an order or a pan, not to a token" in error(result)
+    assert dump(r) == {}
+    done = billing("import", write(tmp_path, "p.csv", text))
+    assert done.exit_code == 0, done.output
+    assert "created 3, unchanged 0, invalid 0" in done.stdout
+    listed = json.loads(billing("list", "--json").stdout)
+    assert [(p["id"], p["gateway"], p["destination"]) for p in listed] == [
+        ("po_1", "txpg", "TWO_COF:26AB0D…4BCC"),
+        ("po_2", "bizon", f"order:{ORDER}"),
+        ("po_3", "txpg", "TWO_COF:26AB0D…4BCC"),
+    ]
+    table = billing("list").stdout
+    assert "gateway" in table and "bizon" in table and f"order:{ORDER}" in table
+    shown = billing("show", "po_2")
+    assert re.search(r"gateway\s+bizon", shown.stdout), shown.stdout
+    assert json.loads(billing("show", "po_2", "--json").stdout)["gateway"] == "bizon"
+    # the same file again: unchanged; the same id on the other gateway: a conflict
+    assert "created 0, unchanged 3" in billing("import", write(tmp_path, "p.csv", text)).stdout
+    other = f"id,amount,currency,token\npo_2,2.50,AZN,{OK}\n"
+    refused(billing("import", write(tmp_path, "q.csv", other)),
+            "conflict: po_2 already exists with a different gateway, destination")  # fmt: skip
+    before = dump(r)
+    dry = billing("run", "--dry-run", "--run-id", "manual-mixed")
+    assert dry.exit_code == 0, dry.output
+    assert "would take 3 payouts: 13.50 AZN" in dry.stdout
+    assert re.search(rf"po_2\s+│\s+2\.50 AZN\s+│\s+bizon\s+│\s+order:{ORDER}", dry.stdout)
+    assert dump(r) == before
+
+
+def test_cancel_names_the_gateway(r: redis.Redis, billing: Billing) -> None:
+    added = billing("add", "--id", "po_b", "--amount", "1.00", "--currency", "AZN",
+                    "--gateway", "bizon", "--order", "77")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    done = billing("cancel", "po_b")
+    assert "cancelled po_b (1.00 AZN to order:77 on bizon)" in done.stdout
+
+
+@pytest.mark.slow
+def test_immediate_payouts_on_bizon_to_an_order_and_to_a_card_number(
+    pipeline: Pipeline, log_capture: LogCapture
+) -> None:
+    log_capture.secrets.add(BIZON_PAN)
+    pipeline.start_bizon()
+    (parent,) = pipeline.bizon_parents(1)
+    billing = pipeline_billing(pipeline)
+    to_order = ["add", "--id", "po_bo", "--amount", "3.00", "--currency", "AZN",
+                "--gateway", "bizon", "--order", parent, "--now"]  # fmt: skip
+    result = billing(*to_order)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "payout po_bo: paid" in result.stdout
+    assert re.search(r"gateway\s+bizon", result.stdout)
+    assert f"order:{parent}" in result.stdout
+    to_pan = ["add", "--id", "po_bp", "--amount", "4.00", "--currency", "AZN",
+              "--gateway", "bizon", "--pan-stdin", "--now"]  # fmt: skip
+    sent = billing(*to_pan, stdin=f"{BIZON_PAN}\n")
+    assert sent.exit_code == 0, (sent.stdout, sent.stderr)
+    assert "payout po_bp: paid" in sent.stdout and BIZON_MASKED in sent.stdout
+    again = billing(*to_pan, stdin=f"{BIZON_PAN}\n")
+    assert "submitted before" in again.stdout and "payout po_bp: paid" in again.stdout
+
+    credits = [e for e in pipeline.bizon_ledger() if e["direction"] == "credit"]
+    by_key = {e["merchant_order_id"]: e for e in credits}
+    assert sorted(by_key) == ["po_bo credit #1", "po_bp credit #1"]
+    assert len(credits) == 2
+    assert (by_key["po_bo credit #1"]["order_type"], by_key["po_bo credit #1"]["amount"]) == (
+        "credit",
+        "3.00",
+    )
+    assert str(by_key["po_bo credit #1"]["parent_order_id"]) == parent
+    assert (by_key["po_bp credit #1"]["order_type"], by_key["po_bp credit #1"]["card"]) == (
+        "credit-pan",
+        BIZON_MASKED,
+    )
+    assert pipeline.credits() == []  # nothing went through TXPG
+    for payout_id in ("po_bo", "po_bp"):
+        payout = store.get(pipeline.r, payout_id)
+        assert payout is not None and payout.status is PayoutStatus.PAID
+        assert payout.gateway == "bizon"
+        # a Bizon payout's order is named by its key (merchant_order_id), which finds it;
+        # the gateway's own order id is the attempt's reference
+        assert payout.order_id == f"{payout_id} credit #1"
+        attempt = pipeline.r.hgetall(keys.payout_attempt(payout_id, keys.PAYOUT_ITEM, 1))
+        assert attempt["gateway"] == "bizon"
+        assert attempt["reference"] == str(by_key[f"{payout_id} credit #1"]["order_id"])
+    for text in (everything(pipeline.r), sent.output, again.output,
+                 json.dumps(pipeline.events()), json.dumps(pipeline.bizon_orders())):  # fmt: skip
+        assert BIZON_PAN not in text

@@ -179,9 +179,9 @@ def test_show_prints_exact_amounts_and_json(redis_url: str) -> None:
     text = run(redis_url, "show", "sub_1")
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
-    assert "amount:      9.99 AZN" in lines
-    assert "status:      active" in lines
-    assert "cadence:     cadence=daily start=2026-01-01" in lines
+    assert "amount:       9.99 AZN" in lines
+    assert "status:       active" in lines
+    assert "cadence:      cadence=daily start=2026-01-01" in lines
     shown = json.loads(run(redis_url, "show", "sub_1", "--json").stdout)
     assert shown["amount"] == "9.99"
     assert shown["currency"] == "AZN"
@@ -523,3 +523,140 @@ def test_cancel_at_period_end_is_refused_without_a_schedule_or_when_cancelled(
     assert dump(r) == cancelled
     help_text = CliRunner().invoke(app, ["subscriptions", "cancel", "--help"]).stdout
     assert "--at-period-end" in help_text
+
+
+# gateways: --gateway txpg|bizon, --parent-order
+
+BIZON = [
+    "create", "--id", "sub_b", "--customer", "cust_1", "--gateway", "bizon",
+    "--parent-order", "23014805000000001", "--amount", "9.99", "--currency", "AZN",
+]  # fmt: skip
+
+
+def test_create_a_bizon_subscription_without_a_stored_id(redis_url: str, r: redis.Redis) -> None:
+    result = run(redis_url, *BIZON)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "created sub_b: 9.99 AZN from bizon parent order 23014805000000001\n"
+    sub = store.require(r, "sub_b")
+    assert (sub.gateway, sub.parent_order, sub.stored_id) == ("bizon", "23014805000000001", 0)
+    assert sub.cards() == {"bizon": "23014805000000001"}
+    again = run(redis_url, *BIZON)
+    assert again.stdout == "sub_b already exists with these values; nothing changed\n"
+
+
+def test_create_a_txpg_subscription_holding_a_bizon_card_for_the_fallback(
+    redis_url: str, r: redis.Redis
+) -> None:
+    result = run(redis_url, *CREATE, "--parent-order", "777")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "created sub_1: 9.99 AZN from card 5125 (and bizon parent order 777 for a fallback)\n"
+    )
+    sub = store.require(r, "sub_1")
+    assert (sub.gateway, sub.cards()) == ("txpg", {"txpg": "5125", "bizon": "777"})
+    before = dump(r)
+    refused(run(redis_url, *CREATE, "--parent-order", "778"), "different parent_order")
+    assert dump(r) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gateway", "bizon", "--stored-id", "5125"], "--gateway bizon needs --parent-order"),
+        (["--gateway", "txpg", "--parent-order", "777"], "--gateway txpg needs --stored-id"),
+        (["--parent-order", "777"], "--gateway txpg needs --stored-id"),
+        (["--stored-id", "5125", "--gateway", "paypal"], "--gateway 'paypal' is not one of"),
+        (["--gateway", "bizon", "--parent-order", "12ab"], "parent_order '12ab' is invalid"),
+        (["--gateway", "bizon", "--parent-order", "1", "--stored-id", "x"], "stored_id 'x'"),
+    ],
+)
+def test_create_refuses_a_card_that_does_not_fit_the_gateway(
+    redis_url: str, r: redis.Redis, args: list[str], message: str
+) -> None:
+    base = ["create", "--id", "sub_1", "--customer", "c", "--amount", "1", "--currency", "AZN"]
+    refused(run(redis_url, *base, *args), message)
+    assert r.keys("*") == []
+
+
+def test_show_and_list_name_the_gateway_and_every_card(redis_url: str) -> None:
+    assert run(redis_url, *BIZON).exit_code == 0
+    assert run(redis_url, *CREATE, "--parent-order", "777").exit_code == 0
+    lines = run(redis_url, "show", "sub_b").stdout.splitlines()
+    assert "gateway:      bizon" in lines
+    assert "stored id:    (none)" in lines
+    assert "parent order: 23014805000000001" in lines
+    shown = json.loads(run(redis_url, "show", "sub_1", "--json").stdout)
+    assert (shown["gateway"], shown["stored_id"], shown["parent_order"]) == ("txpg", 5125, "777")
+    assert shown["cards"] == {"txpg": "5125", "bizon": "777"}
+    table = run(redis_url, "list").stdout
+    assert "bizon 23014805000000001" in table  # the gateway's own card first
+    assert "txpg 5125, bizon 777" in table
+    listed = {s["id"]: s["cards"] for s in json.loads(run(redis_url, "list", "--json").stdout)}
+    assert listed == {"sub_b": {"bizon": "23014805000000001"}, "sub_1": shown["cards"]}
+
+
+def test_update_a_new_parent_order_reactivates_a_needs_new_card_bizon_subscription(
+    redis_url: str, r: redis.Redis
+) -> None:
+    run(redis_url, *BIZON)
+    r.hset("bw:sub:sub_b", "status", SubscriptionStatus.NEEDS_NEW_CARD.value)
+    result = run(redis_url, "update", "sub_b", "--parent-order", "23014805000000002")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "updated sub_b: parent order 23014805000000001 -> 23014805000000002; "
+        "status needs_new_card -> active\n"
+    )
+
+
+def test_update_a_fallback_card_does_not_reactivate(redis_url: str, r: redis.Redis) -> None:
+    run(redis_url, *CREATE)
+    r.hset("bw:sub:sub_1", "status", SubscriptionStatus.NEEDS_NEW_CARD.value)
+    result = run(redis_url, "update", "sub_1", "--parent-order", "777")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "updated sub_1: parent order (none) -> 777\n"
+    assert store.require(r, "sub_1").status is SubscriptionStatus.NEEDS_NEW_CARD
+    removed = run(redis_url, "update", "sub_1", "--parent-order", "")
+    assert removed.stdout == "updated sub_1: parent order 777 -> (none)\n"
+
+
+def test_update_moves_a_subscription_between_gateways(redis_url: str, r: redis.Redis) -> None:
+    run(redis_url, *CREATE)
+    result = run(redis_url, "update", "sub_1", "--gateway", "bizon", "--parent-order", "777")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "updated sub_1: gateway txpg -> bizon; parent order (none) -> 777\n"
+    sub = store.require(r, "sub_1")
+    assert (sub.gateway, sub.card_ref(), sub.cards()) == (
+        "bizon",
+        "777",
+        {"txpg": "5125", "bizon": "777"},
+    )
+    back = run(redis_url, "update", "sub_1", "--gateway", "txpg")
+    assert back.stdout == "updated sub_1: gateway bizon -> txpg\n"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (CREATE, ["--gateway", "bizon"], "a bizon subscription needs parent_order"),
+        (CREATE, ["--gateway", "paypal"], "--gateway 'paypal' is not one of txpg, bizon"),
+        (CREATE, ["--parent-order", "x1"], "parent_order 'x1' is invalid"),
+        (BIZON, ["--parent-order", ""], "a bizon subscription needs parent_order"),
+        (BIZON, ["--gateway", "txpg"], "sub_b has no TXPG card: give a stored_id"),
+    ],
+)
+def test_update_refuses_a_card_that_does_not_fit_and_changes_nothing(
+    redis_url: str, r: redis.Redis, setup: list[str], args: list[str], message: str
+) -> None:
+    run(redis_url, *setup)
+    sub_id = setup[setup.index("--id") + 1]
+    before = dump(r)
+    refused(run(redis_url, "update", sub_id, *args), message)
+    assert dump(r) == before
+
+
+def test_help_names_the_gateway_options() -> None:
+    for command in ("create", "update"):
+        result = CliRunner().invoke(app, ["subscriptions", command, "--help"])
+        text = " ".join(result.output.split())
+        assert "--gateway" in text and "--parent-order" in text and "--stored-id" in text
+        assert "txpg|bizon" in text

@@ -299,3 +299,68 @@ def test_a_subscription_stored_between_the_check_and_the_write_is_reported(
     monkeypatch.undo()
     kept = store.get(r, "sub_1")
     assert kept is not None and kept.amount == Money(1000, "AZN")
+
+
+# gateways: the gateway and parent_order columns
+
+
+def test_import_bizon_rows_and_txpg_rows_with_a_fallback_card(
+    redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "subs.csv",
+        "id,customer,amount,currency,gateway,stored_id,parent_order",
+        "sub_b,cust_1,9.99,AZN,bizon,,23014805000000001",
+        "sub_t,cust_2,5.00,AZN,txpg,5125,777",
+    )
+    result = run(redis_url, str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "created 2, unchanged 0, invalid 0\n"
+    bizon, txpg = store.require(r, "sub_b"), store.require(r, "sub_t")
+    assert (bizon.gateway, bizon.cards()) == ("bizon", {"bizon": "23014805000000001"})
+    assert (txpg.gateway, txpg.cards()) == ("txpg", {"txpg": "5125", "bizon": "777"})
+    assert run(redis_url, str(path)).stdout == "created 0, unchanged 2, invalid 0\n"
+
+
+def test_a_new_parent_order_for_a_stored_id_is_a_conflict(
+    redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    first = write(tmp_path, "a.jsonl", json.dumps({**JSONL_BIZON, "parent_order": 1}))
+    assert run(redis_url, str(first)).exit_code == 0
+    before = everything(r)
+    second = write(tmp_path, "b.jsonl", json.dumps({**JSONL_BIZON, "parent_order": 2}))
+    result = run(redis_url, str(second))
+    assert result.exit_code == 2
+    assert stderr_lines(result) == [
+        "line 1: conflict: sub_b already exists with a different parent_order"
+    ]
+    assert everything(r) == before
+
+
+def test_bizon_rows_without_a_parent_order_import_nothing(
+    redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "subs.jsonl",
+        json.dumps({**JSONL_BIZON, "parent_order": "1"}),
+        json.dumps({**JSONL_BIZON, "id": "sub_c", "parent_order": ""}),
+        json.dumps({**JSONL_BIZON, "id": "sub_d", "gateway": "txpg", "parent_order": "4"}),
+    )
+    result = run(redis_url, str(path))
+    assert result.exit_code == 2
+    assert stderr_lines(result) == [
+        "line 2: missing parent_order",
+        "line 3: missing stored_id",
+    ]
+    assert r.keys("*") == []
+
+
+JSONL_BIZON = {
+    "id": "sub_b",
+    "customer": "cust_1",
+    "amount": "9.99",
+    "currency": "AZN",
+    "gateway": "bizon",
+}

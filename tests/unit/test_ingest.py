@@ -291,3 +291,63 @@ def test_csv_and_jsonl_read_the_same_rows_the_same_way(rows: list[dict[str, str]
     conflicts = sum(1 for row in rows if row != first[row["id"]])
     assert len(from_jsonl.invalid) == conflicts
     assert all(isinstance(bad, BadRow) for bad in from_jsonl.invalid)
+
+
+# gateways: the gateway and parent_order fields
+
+
+def test_a_bizon_row_needs_a_parent_order_and_no_stored_id() -> None:
+    row = {**GOOD, "gateway": "bizon", "parent_order": "23014805000000001"}
+    del row["stored_id"]
+    sub = build(row)
+    assert (sub.gateway, sub.parent_order, sub.stored_id) == ("bizon", "23014805000000001", 0)
+    assert build({**row, "parent_order": 23014805000000001}) == sub  # a JSON whole number
+    both = build({**row, "stored_id": "5125"})
+    assert both.cards() == {"bizon": "23014805000000001", "txpg": "5125"}
+
+
+def test_a_txpg_row_may_hold_a_bizon_card_for_the_fallback() -> None:
+    sub = build({**GOOD, "parent_order": "777"})
+    assert (sub.gateway, sub.cards()) == ("txpg", {"txpg": "5125", "bizon": "777"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"gateway": "bizon"}, "missing parent_order"),
+        ({"gateway": "bizon", "stored_id": None, "amount": None}, "missing parent_order, amount"),
+        ({"stored_id": None, "parent_order": "777"}, "missing stored_id"),
+        ({"gateway": "paypal"}, "gateway 'paypal' is not one of txpg, bizon"),
+        ({"gateway": 1}, "gateway must be text, not a number"),
+        ({"parent_order": "12ab"}, "parent_order '12ab' is invalid"),
+        ({"parent_order": 1.5}, "parent_order must be text, not a number"),
+    ],
+)
+def test_a_row_whose_card_does_not_fit_its_gateway_is_refused(
+    changes: dict[str, Any], message: str
+) -> None:
+    row = {k: v for k, v in {**GOOD, **changes}.items() if v is not None}
+    with pytest.raises(InvalidInput) as caught:
+        build(row)
+    assert message in str(caught.value)
+
+
+def test_csv_gateway_columns() -> None:
+    parsed = csv_of(
+        "id,customer,amount,currency,gateway,stored_id,parent_order",
+        "sub_1,cust_1,9.99,AZN,bizon,,777",
+        "sub_2,cust_1,9.99,AZN,,5125,778",
+        "sub_3,cust_1,9.99,AZN,bizon,5125,",
+    )
+    one, two = (row.subscription for row in parsed.rows)
+    assert (one.gateway, one.cards()) == ("bizon", {"bizon": "777"})
+    assert (two.gateway, two.cards()) == ("txpg", {"txpg": "5125", "bizon": "778"})
+    assert reasons(parsed) == [(4, "missing parent_order")]
+
+
+def test_a_csv_with_a_parent_order_column_only_is_read() -> None:
+    parsed = csv_of("id,customer,amount,currency,gateway,parent_order", "s,c,1,AZN,bizon,9")
+    assert [row.subscription.parent_order for row in parsed.rows] == ["9"]
+    with pytest.raises(FileRefused) as caught:
+        csv_of("id,customer,amount,currency,gateway", "s,c,1,AZN,bizon")
+    assert "missing column: stored_id (or parent_order, for bizon rows)" in str(caught.value)

@@ -5,6 +5,7 @@ hash that round-trips and never holds one, and files of scheduled payouts.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,8 +15,11 @@ from hypothesis import strategies as st
 from worker.errors import InvalidInput
 from worker.money import Money
 from worker.payouts.model import (
+    DESTINATIONS,
+    GATEWAYS,
     FileRefused,
     MaskedPanDestination,
+    OrderDestination,
     PanDestination,
     Payout,
     PayoutMode,
@@ -82,7 +86,10 @@ def test_an_immediate_pan_payout_shows_first6_last4_only() -> None:
 
 
 def test_a_scheduled_payout_needs_a_token() -> None:
-    with pytest.raises(InvalidInput, match="scheduled payouts need a token; a PAN is only for an"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"scheduled payouts need a token \(txpg\) or an order \(bizon\); a PAN is only",
+    ):
         immediate(mode="scheduled")
 
 
@@ -296,7 +303,7 @@ def test_csv_rows_are_named_by_their_line() -> None:
     assert valid[1].payout.amount == Money(150, "USD")
     assert errors == (
         "line 5: a PAN is only for an immediate payout, and immediate payouts are not imported "
-        "from a file: a file is for scheduled payouts with a token",
+        "from a file: a file is for scheduled payouts with a token (txpg) or an order (bizon)",
         "line 6: payout id po-1 is already on line 2; an id pays once, so give another payout "
         "its own id",
         "line 7: has 3 cells, the header has 7",
@@ -363,3 +370,169 @@ def test_files_by_extension() -> None:
         parse_payout_file("payouts", body)
     with pytest.raises(FileRefused, match="not UTF-8"):
         parse_payout_file("p.csv", b"id\xff")
+
+
+# --- gateways: TXPG and Bizon -----------------------------------------------------------------
+
+ORDER = "23014808614292147"  # the reference's example order id
+BIZON: dict[str, Any] = {"id": "po-b", "amount": "25.00", "currency": "AZN", "gateway": "bizon"}
+
+
+def bizon(**changes: Any) -> Payout:
+    return Payout.create(**{**BIZON, "order": ORDER, **changes})
+
+
+def test_every_gateway_has_its_destinations() -> None:
+    assert set(DESTINATIONS) == set(GATEWAYS) == {"txpg", "bizon"}
+    assert DESTINATIONS == {"txpg": ("token", "pan"), "bizon": ("order", "pan")}
+
+
+def test_a_payout_is_on_txpg_unless_it_says_otherwise() -> None:
+    payout = make()
+    assert payout.gateway == "txpg"
+    assert "gateway" not in payout.to_hash()  # the default is not stored
+    assert payout.summary()["gateway"] == "txpg"
+    assert Payout.from_hash(payout.to_hash(), payout.id) == payout
+
+
+def test_a_bizon_payout_to_an_earlier_order() -> None:
+    payout = bizon(description="cashback", tag="sellers", now_ms=3)
+    assert payout.gateway == "bizon"
+    assert payout.destination == OrderDestination(ORDER)
+    assert payout.destination.sendable
+    assert payout.destination.ref() == payout.destination.masked() == f"order:{ORDER}"
+    assert payout.mode is PayoutMode.SCHEDULED  # the token-like destination: runs may send it
+    stored = payout.to_hash()
+    assert (stored["gateway"], stored["destination"]) == ("bizon", f"order:{ORDER}")
+    assert Payout.from_hash(stored, payout.id) == payout
+    assert payout.summary()["gateway"] == "bizon"
+    assert payout.summary()["destination"] == f"order:{ORDER}"
+    assert bizon(mode="immediate").mode is PayoutMode.IMMEDIATE
+
+
+@given(pans(), st.sampled_from(list(PayoutStatus)))
+def test_a_bizon_pan_payout_follows_the_same_rules_and_stores_no_pan(
+    pan: str, status: PayoutStatus
+) -> None:
+    payout = Payout.create(**{**BIZON, "pan": pan, "mode": "immediate"})
+    assert payout.gateway == "bizon" and isinstance(payout.destination, PanDestination)
+    stored = replace(payout, status=status).to_hash()
+    assert pan not in json.dumps(stored)
+    back = Payout.from_hash(stored, payout.id)
+    assert back.gateway == "bizon"
+    assert back.destination == MaskedPanDestination(payout.destination.masked())
+    assert not back.destination.sendable
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # a destination the gateway does not take
+        ({"order": None, "token": RID}, "gateway bizon pays out to an order or a pan, not to a"),
+        ({"gateway": "txpg"}, "gateway txpg pays out to a token (ridByCofp) or a pan, not to an"),
+        ({"gateway": ""}, "gateway '' is not one of txpg, bizon"),
+        ({"gateway": "TXPG"}, "gateway 'TXPG' is not one of txpg, bizon"),
+        ({"gateway": "paypal"}, "gateway 'paypal' is not one of txpg, bizon"),
+        # exactly one destination
+        ({"token": RID}, "give exactly one destination"),
+        ({"pan": PAN, "mode": "immediate"}, "give exactly one destination"),
+        ({"order": None}, "give exactly one destination"),
+        # an order id as the Bizon client takes it, and digits as Bizon's are
+        ({"order": "abc-1"}, "order is invalid"),
+        ({"order": "12 34"}, "order is invalid"),
+        ({"order": "1" * 65}, "order is invalid"),
+        ({"order": "\uff11\uff12\uff13"}, "order is invalid"),  # full-width digits
+        ({"order": "-1"}, "order is invalid"),
+        # the PAN rules of TXPG
+        ({"order": None, "pan": PAN}, "scheduled payouts need a token (txpg) or an order"),
+        ({"order": None, "pan": "4169741330151779", "mode": "immediate"}, "fails the Luhn"),
+        ({"order": None, "pan": "4169 7413 3015 1778", "mode": "immediate"}, "pan is invalid"),
+    ],
+)
+def test_a_bad_gateway_and_destination_combination_is_named(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        bizon(**changes)
+    assert message in str(caught.value)
+    assert PAN not in str(caught.value)
+
+
+def test_an_order_id_that_passes_the_luhn_check_is_still_an_order_id() -> None:
+    # Bizon's order ids are long numbers; some pass Luhn. They are not refused as a PAN.
+    lucky = "23014808614292144"
+    assert luhn_ok(lucky)
+    payout = bizon(order=lucky)
+    assert payout.destination.ref() == f"order:{lucky}"
+    assert Payout.from_hash(payout.to_hash(), payout.id) == payout
+
+
+def test_parse_destination_takes_an_order() -> None:
+    assert parse_destination(order="7") == OrderDestination("7")
+    with pytest.raises(InvalidInput, match="got token and order"):
+        parse_destination(token=RID, order="7")
+    with pytest.raises(InvalidInput, match="order must be text"):
+        parse_destination(order=7)
+
+
+def test_rows_name_their_gateway() -> None:
+    text = "\n".join(
+        [
+            "id,amount,currency,gateway,token,order,tag",
+            f"po-1,10.00,AZN,,{RID},,sellers",
+            f"po-2,5.00,AZN,txpg,{RID},,",
+            f"po-3,7.50,USD,bizon,,{ORDER},sellers",
+            f"po-4,1.00,AZN,,,{ORDER},",  # an order, but on the default gateway: txpg
+            f"po-5,1.00,AZN,bizon,{RID},,",
+            f"po-6,1.00,AZN,bizon,,{ORDER}x,",
+            "po-7,1.00,AZN,nope,,1,",
+            f"po-8,1.00,AZN,bizon,{RID},{ORDER},",
+        ]
+    )
+    valid, errors = parse_payout_csv(text.splitlines(keepends=True))
+    assert [(row.line, row.payout.id, row.payout.gateway) for row in valid] == [
+        (2, "po-1", "txpg"),
+        (3, "po-2", "txpg"),
+        (4, "po-3", "bizon"),
+    ]
+    assert valid[2].payout.destination == OrderDestination(ORDER)
+    assert valid[2].payout.amount == Money(750, "USD")
+    assert [error.split(": ", 1) for error in errors] == [
+        ["line 5", "gateway txpg pays out to a token (ridByCofp) or a pan, not to an order: "
+                   "an order is a destination on gateway bizon"],
+        ["line 6", "gateway bizon pays out to an order or a pan, not to a token (ridByCofp): "
+                   "a token (ridByCofp) is a destination on gateway txpg"],
+        ["line 7", "order is invalid: give the id of an earlier Bizon order (1-64 digits)"],
+        ["line 8", "gateway 'nope' is not one of txpg, bizon"],
+        ["line 9", "give exactly one destination: a token (ridByCofp), an order or a pan "
+                   "(got token and order)"],
+    ]  # fmt: skip
+
+
+def test_a_file_takes_no_bizon_pan_either() -> None:
+    lines = [
+        json.dumps({**BIZON, "order": ORDER}),
+        json.dumps({**BIZON, "id": "po-2", "pan": PAN}),
+        json.dumps({**BIZON, "id": "po-3", "order": ORDER, "mode": "immediate"}),
+        json.dumps({**BIZON, "id": "po-4", "order": 123}),
+        json.dumps({**BIZON, "id": "po-5", "order": ORDER, "gateway": None}),
+    ]
+    valid, errors = parse_payout_jsonl(line + "\n" for line in lines)
+    assert [(row.payout.id, row.payout.gateway) for row in valid] == [("po-b", "bizon")]
+    assert [error.split(":")[0] for error in errors] == [f"line {n}" for n in (2, 3, 4, 5)]
+    assert "a PAN is only for an immediate payout" in errors[0]
+    assert "immediate payouts are not imported from a file" in errors[1]
+    assert "order must be text, not a number" in errors[2]
+    assert "gateway txpg pays out to a token" in errors[3]
+    assert PAN not in "".join(errors)
+
+
+@given(
+    order=st.from_regex(r"[0-9]{1,64}", fullmatch=True),
+    status=st.sampled_from(list(PayoutStatus)),
+)
+def test_bizon_payouts_round_trip(order: str, status: PayoutStatus) -> None:
+    payout = replace(bizon(order=order), status=status, run_id="r-1", order_id="555")
+    stored = payout.to_hash()
+    assert all(isinstance(value, str) and value for value in stored.values())
+    assert Payout.from_hash(stored, payout.id) == payout

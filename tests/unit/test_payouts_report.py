@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.money import Money
-from worker.payouts.model import Payout, PayoutStatus, TokenDestination
+from worker.payouts.model import OrderDestination, Payout, PayoutStatus, TokenDestination
 from worker.payouts.report import (
     COLUMNS,
     FORMATS,
@@ -132,6 +132,7 @@ def test_csv_has_a_header_and_defuses_formulas() -> None:
         "currency": "AZN",
         "order_id": "10001",
         "approval_code": "312866",
+        "gateway": "txpg",
         "destination": "TWO_COF:26AB0D…4BCC",
         "failure_code": "",
         "failure_title": "",
@@ -224,3 +225,29 @@ def test_totals_are_the_sums_of_minor_units(rows: list[tuple[int, str, PayoutSta
     for currency, (count, total) in report.totals().items():
         assert body["totals"][currency] == {"count": count, "total": total.to_gateway()}
         assert total.minor == sum(m for m, c, _ in rows if c == currency)
+
+
+def test_a_run_mixing_gateways_names_each_payout_s_gateway() -> None:
+    bizon = Payout(
+        id="b1",
+        amount=Money(750, "AZN"),
+        destination=OrderDestination("23014808614292147"),
+        created_at=9,
+        run_id=RUN,
+        status=PayoutStatus.QUEUED,
+        gateway="bizon",
+    ).with_status(PayoutStatus.SENDING, 10, order_id="b1 credit #1")
+    report = build_report(STATE, [*sample(), bizon])
+    assert [(row.payout_id, row.gateway) for row in report.rows][-2:] == [
+        ("p3", "txpg"),
+        ("b1", "bizon"),
+    ]
+    (row,) = [r for r in csv.DictReader(io.StringIO(render_csv(report))) if r["payout_id"] == "b1"]
+    assert (row["gateway"], row["destination"], row["order_id"]) == (
+        "bizon",
+        "order:23014808614292147",
+        "b1 credit #1",
+    )
+    assert json.loads(render_json(report))["payouts"][-1]["gateway"] == "bizon"
+    table = render_table(report, width=200)
+    assert "gateway" in table and "bizon" in table and "order:23014808614292147" in table

@@ -1,5 +1,9 @@
 """``billing payouts``: OCT payouts to cards. Add, import, list, show, cancel; run, approve, report.
 
+A payout names its gateway (``--gateway txpg``, the default, or ``bizon``): TXPG pays out to a
+``--token``, Bizon to the card of an earlier order (``--order``); both to a card number, for
+an immediate payout only. A run may mix gateways: each payout is sent on its own.
+
 Thin over :mod:`worker.payouts.service` and :mod:`worker.store.payouts`: every check lives in
 the model and the store. A refused command prints ``error: ...`` and exits 2 with nothing
 changed.
@@ -53,7 +57,13 @@ from worker.errors import InvalidInput
 from worker.money import Money, parse_amount
 from worker.payouts import service
 from worker.payouts.config import PayoutSchedule, load_schedules
-from worker.payouts.model import FileRefused, Payout, PayoutMode, PayoutStatus, parse_payout_file
+from worker.payouts.model import (
+    FileRefused,
+    Payout,
+    PayoutMode,
+    PayoutStatus,
+    parse_payout_file,
+)
 from worker.payouts.report import Report, render_csv, render_json, report_tables, report_title
 from worker.payouts.runs import RunLimits, RunPlan, RunState, RunStatus, manual_run_id
 from worker.payouts.runs import validate_run_id as _validate_run_id
@@ -118,6 +128,13 @@ def _payout_id(value: str) -> str:
 # -- add ---------------------------------------------------------------------------------------
 
 
+class Gateway(enum.StrEnum):
+    """The gateways a payout may name (``worker.payouts.model.GATEWAYS``)."""
+
+    TXPG = "txpg"
+    BIZON = "bizon"
+
+
 @payouts_app.command("add")
 @unwrap_doc
 def add(
@@ -128,18 +145,34 @@ def add(
     ),
     amount: str = typer.Option(..., "--amount", help="Amount as a plain decimal, e.g. 25.00."),
     currency: str = typer.Option(..., "--currency", help="ISO 4217 code, e.g. AZN."),
+    gateway: Annotated[
+        Gateway,
+        typer.Option(
+            "--gateway",
+            help="Where it is sent: txpg (to a --token or a card number) or bizon (to an "
+            "--order or a card number).",
+        ),
+    ] = Gateway.TXPG,
     token: str | None = typer.Option(
         None,
         "--token",
         metavar="RID",
-        help="Destination: a TWO card-on-file token (ridByCofp, 16-64 hex characters).",
+        help="Destination on txpg: a TWO card-on-file token (ridByCofp, 16-64 hex characters).",
+        show_default=False,
+    ),
+    order: str | None = typer.Option(
+        None,
+        "--order",
+        metavar="ID",
+        help="Destination on bizon (--gateway bizon): the card of an earlier Bizon order, by "
+        "its id (digits); paid with POST /orders/ID/credit.",
         show_default=False,
     ),
     pan_stdin: bool = typer.Option(
         False,
         "--pan-stdin",
-        help="Destination: a card number, read from stdin (asked for, hidden, on a terminal). "
-        "Only with --now. Never give a card number as an argument.",
+        help="Destination on either gateway: a card number, read from stdin (asked for, "
+        "hidden, on a terminal). Only with --now. Never give a card number as an argument.",
     ),
     description: str = typer.Option("", "--description", help="Shown on the gateway order."),
     tag: str = typer.Option(
@@ -161,12 +194,13 @@ def add(
 ) -> None:
     """Add one payout.
 
-    A scheduled payout (the default) needs a --token and waits, pending, for a run (billing
-    payouts run, or a schedule). With --now it is an immediate payout, sent at once by this
-    command, to a --token or to a card number given with --pan-stdin; the command waits up to
-    --timeout seconds for the gateway's answer and prints it (exit 1 if it failed). An
-    answer still unknown then is reconciled by the workers, which need no card number for
-    that.
+    It is sent on --gateway: txpg (the default) or bizon. A scheduled payout (the default)
+    needs a --token (txpg) or an --order (bizon) and waits, pending, for a run (billing payouts
+    run, or a schedule). With --now it is an immediate payout, sent at once by this command,
+    to a --token, an --order or a card number given with --pan-stdin (on either gateway); the
+    command waits up to --timeout seconds for the gateway's answer and prints it (exit 1 if
+    it failed). An answer still unknown then is reconciled by the workers, which need no card
+    number for that.
 
     The card number is kept in this process's memory only: Redis, events, logs and this
     output only show it masked (first 6 and last 4 digits).
@@ -174,13 +208,22 @@ def add(
     Running the same command again is a no-op (an immediate payout still sending is driven
     again); reusing an id with other values is refused.
     """
-    if (token is None) == (not pan_stdin):
-        fail("give exactly one destination: --token RID, or --pan-stdin (with --now)")
+    chosen = {"--token": token is not None, "--order": order is not None, "--pan-stdin": pan_stdin}
+    given = [name for name, on in chosen.items() if on]
+    if len(given) != 1:
+        fail(
+            "give exactly one destination: --token RID (txpg), --order ID (bizon), or "
+            "--pan-stdin (with --now)" + (f"; got {' and '.join(given)}" if given else "")
+        )
     if pan_stdin and not now:
         fail(
-            "scheduled payouts need a token: a card number (--pan-stdin) is only for an "
-            "immediate payout (--now)"
+            "scheduled payouts need a token (txpg) or an order (bizon): a card number "
+            "(--pan-stdin) is only for an immediate payout (--now)"
         )
+    if token is not None and gateway is not Gateway.TXPG:
+        fail(f"--token is a txpg destination; on --gateway {gateway.value} give --order ID")
+    if order is not None and gateway is not Gateway.BIZON:
+        fail("--order is a bizon destination: give --gateway bizon with it")
     pan = _read_pan() if pan_stdin else None
     with _refusals():  # bad input is refused before Redis is even asked
         payout = Payout.create(
@@ -189,6 +232,8 @@ def add(
             currency=currency,
             token=token,
             pan=pan,
+            order=order,
+            gateway=gateway.value,
             description=description,
             tag=tag,
             mode=(PayoutMode.IMMEDIATE if now else PayoutMode.SCHEDULED).value,
@@ -199,7 +244,7 @@ def add(
         return
     with _store(redis_url) as r:
         stored, created = store.add(r, payout)
-    where = stored.destination.masked()
+    where = f"{stored.destination.masked()} on {stored.gateway}"
     if created:
         typer.echo(f"added {stored.id}: {stored.amount} to {where}, pending: it waits for a run")
     else:
@@ -273,10 +318,13 @@ def _print_sent(result: service.SendResult) -> None:
     typer.echo(f"payout {payout.id}: {status.value}")
     rows = [
         ("amount", str(payout.amount)),
+        ("gateway", payout.gateway),
         ("destination", payout.destination.masked()),
         ("order", result.order_id or "-"),
         ("approval", result.approval_code or "-"),
     ]
+    if result.attempt.get("reference"):  # the gateway's own id, when the order is our key
+        rows.append(("gateway ref", result.attempt["reference"]))
     if status is PayoutStatus.FAILED:
         rows.append(("failure", _failure(result.attempt) or "-"))
     for name, value in rows:
@@ -289,8 +337,8 @@ def _print_sent(result: service.SendResult) -> None:
 
 
 def _failure(attempt: dict[str, str] | Any) -> str:
-    code = attempt.get("pmo_code") or attempt.get("error_code", "")
-    parts = [code, attempt.get("pmo_title", ""), attempt.get("decline_reason", "")]
+    code = attempt.get("result_code") or attempt.get("error_code", "")
+    parts = [code, attempt.get("result_title", ""), attempt.get("decline_reason", "")]
     text = " ".join(part for part in parts if part)
     return scrub(text or attempt.get("error", ""))
 
@@ -322,10 +370,11 @@ def import_(
 ) -> None:
     """Add scheduled payouts from a CSV or JSON Lines file, one per row.
 
-    Columns (CSV) or keys (JSONL): id, amount, currency, token; optionally description, tag.
-    Amounts are text, "25.00". A file holds scheduled payouts with a token only: a card
-    number, or an immediate payout, is refused (use billing payouts add --now). Runs send
-    them in file order.
+    Columns (CSV) or keys (JSONL): id, amount, currency, and a destination: token (on txpg)
+    or order (an earlier Bizon order's id, with gateway bizon); optionally gateway (txpg, the
+    default, or bizon), description, tag. Amounts are text, "25.00". A file holds scheduled
+    payouts only: a card number, or an immediate payout, is refused (use billing payouts add
+    --now). Runs send them in file order, each on its own gateway.
 
     Every row is checked first, against the file and against Redis. By default, when any row
     is invalid or conflicts with a stored payout of the same id, nothing is written and each
@@ -407,6 +456,7 @@ def _differences(stored: Payout, new: Payout) -> list[str]:
     """What says what a payout is and differs (not its status, times or run)."""
     fields = {
         "amount": (stored.amount, new.amount),
+        "gateway": (stored.gateway, new.gateway),
         "destination": (stored.destination.masked(), new.destination.masked()),
         "description": (stored.description, new.description),
         "tag": (stored.tag, new.tag),
@@ -506,12 +556,14 @@ def list_(
         where = f" with status {status.value}" if status else ""
         typer.echo("no payouts" + where + (f" in run {run_id}" if run_id else ""))
         return
-    table = Table("id", "status", "amount", "destination", "mode", "tag", "run", "created (UTC)")
+    columns = ("id", "status", "amount", "gateway", "destination", "mode", "tag", "run")
+    table = Table(*columns, "created (UTC)")
     for p in chosen:
         cells = (
             p.id,
             p.status.value,
             str(p.amount),
+            p.gateway,
             p.destination.masked(),
             p.mode.value,
             p.tag,
@@ -548,6 +600,7 @@ def show(
         ("id", payout.id),
         ("status", payout.status.value),
         ("amount", str(payout.amount)),
+        ("gateway", payout.gateway),
         ("destination", payout.destination.masked()),
         ("mode", payout.mode.value),
         ("description", payout.description),
@@ -569,7 +622,7 @@ def show(
 
 def _attempts_table(attempts: Sequence[dict[str, str]]) -> Table:
     table = Table(title="attempts", title_justify="left")
-    for name in ("#", "started (UTC)", "state", "order", "approval", "failure"):
+    for name in ("#", "started (UTC)", "state", "order", "gateway ref", "approval", "failure"):
         table.add_column(name)
     for a in attempts:
         started = a.get("started_at", "")
@@ -581,6 +634,7 @@ def _attempts_table(attempts: Sequence[dict[str, str]]) -> Table:
                     format_ms(int(started)) if started.isdigit() else started,
                     a.get("state", ""),
                     a.get("order_id", ""),
+                    a.get("reference", ""),
                     a.get("approval_code", ""),
                     _failure(a),
                 )
@@ -615,7 +669,10 @@ def cancel(
         why = _NOT_CANCELLABLE.get(result, f"it is {result}")
         fail(f"payout {payout_id} is {result}; only a pending or queued payout can be "
              f"cancelled: {why}")  # fmt: skip
-    typer.echo(f"cancelled {payout_id} ({before.amount} to {before.destination.masked()})")
+    typer.echo(
+        f"cancelled {payout_id} ({before.amount} to {before.destination.masked()} on "
+        f"{before.gateway})"
+    )
 
 
 # -- run, approve ------------------------------------------------------------------------------
@@ -838,7 +895,7 @@ def _print_plan(result: service.RunResult) -> None:
 
 
 def _plan_table(plan: RunPlan, *, held: bool) -> Table:
-    table = Table("payout", "amount", "destination", "tag", "created (UTC)")
+    table = Table("payout", "amount", "gateway", "destination", "tag", "created (UTC)")
     if held:
         table.add_column("why")
     pairs = plan.held if held else [(p, "") for p in plan.selected]
@@ -846,6 +903,7 @@ def _plan_table(plan: RunPlan, *, held: bool) -> Table:
         cells = [
             payout.id,
             str(payout.amount),
+            payout.gateway,
             payout.destination.masked(),
             payout.tag,
             format_ms(payout.created_at),
@@ -983,9 +1041,10 @@ def report(
 ) -> None:
     """Report what a run did, as a table, CSV or JSON.
 
-    Counts and totals per status and currency, and each payout with its gateway order id,
-    approval code, masked destination and, when it failed, the PMO (or error) code, title and
-    reason. CSV and JSON go to stdout alone, ready for a pipe.
+    Counts and totals per status and currency, and each payout with its gateway (txpg or
+    bizon), the gateway's order id, approval code, masked destination and, when it failed,
+    the PMO (or error) code, title and reason. CSV and JSON go to stdout alone, ready for a
+    pipe.
     """
     chosen = _run_id(run_id)
     with _store(redis_url) as r:

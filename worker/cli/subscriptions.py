@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import redis
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from worker import ingest
@@ -41,7 +41,7 @@ from worker.periods import (
     period_at,
 )
 from worker.store import subscriptions as store
-from worker.subscriptions import Subscription, SubscriptionStatus
+from worker.subscriptions import GATEWAYS, Subscription, SubscriptionStatus
 
 subs_app = typer.Typer(
     name="subscriptions",
@@ -126,6 +126,10 @@ EndOption = typer.Option(
     rich_help_panel=_PANEL,
     show_default=False,
 )
+
+
+_GATEWAYS = "|".join(GATEWAYS)
+_CARD_PANEL = "Card (see docs/gateways.md)"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -233,8 +237,27 @@ def _today(zone: str) -> str:
 def create(
     sub_id: str = typer.Option(..., "--id", help="Subscription id: 1-64 of A-Z a-z 0-9 _ . -"),
     customer: str = typer.Option(..., "--customer", help="Customer id, same alphabet as --id."),
-    stored_id: str = typer.Option(
-        ..., "--stored-id", help="TXPG storedId of the saved card (a positive integer)."
+    stored_id: str | None = typer.Option(
+        None,
+        "--stored-id",
+        help="TXPG storedId of the saved card (a positive integer). Required on txpg.",
+        rich_help_panel=_CARD_PANEL,
+        show_default=False,
+    ),
+    gateway: str = typer.Option(
+        "txpg",
+        "--gateway",
+        metavar=_GATEWAYS,
+        help="The gateway that charges it.",
+        rich_help_panel=_CARD_PANEL,
+    ),
+    parent_order: str | None = typer.Option(
+        None,
+        "--parent-order",
+        help="Bizon: the id of an earlier (customer-present) order to rebill. Required on "
+        "bizon; on txpg, a card for a fallback to bizon (BILLING_FALLBACK_GATEWAY).",
+        rich_help_panel=_CARD_PANEL,
+        show_default=False,
     ),
     amount: str = typer.Option(
         ..., "--amount", help="Amount per period as a plain decimal, e.g. 9.99."
@@ -275,6 +298,9 @@ def create(
 ) -> None:
     """Register a subscription.
 
+    On txpg (the default) it needs --stored-id; on bizon, --parent-order. Either may also hold
+    the other gateway's card, which a configured fallback gateway uses (docs/gateways.md).
+
     With no schedule it is charged only when asked (billing charge). A schedule needs --every;
     when --start is left out it is today's date in the schedule's zone, so the same command
     run on another day is then a conflict: give --start to make it repeatable.
@@ -285,6 +311,7 @@ def create(
         every=every, interval=interval, anchor_day=anchor_day, anchor=anchor, weekday=weekday,
         cron=cron, charge_time=charge_time, zone=zone, start=start, trial_end=trial_end, end=end,
     )  # fmt: skip
+    _check_card(gateway, stored_id, parent_order)
     cadence_map = _combine(_pairs(cadence, "--cadence"), schedule)
     if cadence_map and "start" not in cadence_map:
         cadence_map["start"] = _today(cadence_map.get("timezone", DEFAULT_TIMEZONE))
@@ -299,14 +326,16 @@ def create(
             currency=currency,
             description=description,
             language=language,
+            gateway=gateway,
             cadence=cadence_map,
             metadata=metadata_map,
+            parent_order=parent_order or "",
         )
     with _store(redis_url) as r:
         before = store.get(r, sub.id)
         stored = store.create(r, sub, SYSTEM)
         if before is None:
-            typer.echo(f"created {stored.id}: {stored.amount} from card {stored.stored_id}")
+            typer.echo(f"created {stored.id}: {stored.amount} from {_card_words(stored)}")
         else:
             typer.echo(f"{stored.id} already exists with these values; nothing changed")
 
@@ -328,8 +357,9 @@ def show(
         "status": sub.status.value,
         "customer": sub.customer,
         "amount": str(sub.amount),
-        "stored id": str(sub.stored_id),
         "gateway": sub.gateway,
+        "stored id": _or_none(sub.stored_id),
+        "parent order": _or_none(sub.parent_order),
         "description": sub.description,
         "language": sub.language,
         "cadence": _kv(sub.cadence),
@@ -338,7 +368,7 @@ def show(
         "updated": _time(sub.updated_at),
     }
     for name, value in lines.items():
-        typer.echo(f"{name + ':':<13}{value}".rstrip())
+        typer.echo(f"{name + ':':<14}{value}".rstrip())
 
 
 @subs_app.command("list")
@@ -360,9 +390,9 @@ def list_(
     if not subs:
         typer.echo("no subscriptions" + (f" with status {status}" if status else ""))
         return
-    table = Table("id", "customer", "status", "amount", "stored id", "description")
+    table = Table("id", "customer", "status", "amount", Column("card", no_wrap=True), "description")
     for s in subs:
-        cells = (s.id, s.customer, s.status.value, str(s.amount), str(s.stored_id), s.description)
+        cells = (s.id, s.customer, s.status.value, str(s.amount), _cards(s), s.description)
         table.add_row(*(Text(c) for c in cells))  # Text: a description is never markup
     console.print(table)
 
@@ -372,7 +402,27 @@ def list_(
 def update(
     sub_id: str = typer.Argument(..., metavar="ID", help="Subscription id."),
     stored_id: str | None = typer.Option(
-        None, "--stored-id", help="A new card; reactivates a needs_new_card subscription."
+        None,
+        "--stored-id",
+        help="A new TXPG card (storedId); reactivates a needs_new_card txpg subscription.",
+        rich_help_panel=_CARD_PANEL,
+        show_default=False,
+    ),
+    parent_order: str | None = typer.Option(
+        None,
+        "--parent-order",
+        help="A new Bizon card (parent order id); reactivates a needs_new_card bizon "
+        "subscription. '' removes it (not while on bizon).",
+        rich_help_panel=_CARD_PANEL,
+        show_default=False,
+    ),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        metavar=_GATEWAYS,
+        help="Move it to this gateway; it must hold a card there (give it in the same command).",
+        rich_help_panel=_CARD_PANEL,
+        show_default=False,
     ),
     amount: str | None = typer.Option(None, "--amount", help="New amount, e.g. 12.50."),
     currency: str | None = typer.Option(
@@ -411,7 +461,12 @@ def update(
     ] = None,
     redis_url: str | None = RedisUrlOption,
 ) -> None:
-    """Change a subscription's card, amount, description, language, schedule or metadata.
+    """Change a subscription's card, gateway, amount, description, language, schedule or
+    metadata.
+
+    A new card on the subscription's gateway (--stored-id on txpg, --parent-order on bizon)
+    makes a needs_new_card subscription active again. Periods already open keep the card and
+    gateway they froze.
 
     Only what is given changes; the result is validated as a whole. A schedule option given
     as '' removes that field (as --cadence key= does); a schedule left with fields it does
@@ -422,13 +477,19 @@ def update(
         every=every, interval=interval, anchor_day=anchor_day, anchor=anchor, weekday=weekday,
         cron=cron, charge_time=charge_time, zone=zone, start=start, trial_end=trial_end, end=end,
     )  # fmt: skip
-    given = (stored_id, amount, currency, description, language, cadence, metadata)
+    given = (
+        stored_id, parent_order, gateway, amount, currency, description, language, cadence,
+        metadata,
+    )  # fmt: skip
     if not schedule and all(v is None or v == [] for v in given):
         die("nothing to update: give at least one option (see --help)")
     cadence_changes = {
         k: v or None for k, v in _combine(_pairs(cadence, "--cadence"), schedule).items()
     }
     metadata_map = {k: v or None for k, v in _pairs(metadata, "--metadata").items()}
+    with _refusals():  # a bad gateway is refused before Redis is asked
+        if gateway is not None and gateway not in GATEWAYS:
+            raise InvalidInput(f"--gateway {gateway!r} is not one of {', '.join(GATEWAYS)}")
     with _store(redis_url) as r:
         before = store.require(r, sub_id)
         if cadence_changes:
@@ -444,6 +505,8 @@ def update(
             language=language,
             cadence=cadence_changes or None,
             metadata=metadata_map or None,
+            gateway=gateway,
+            parent_order=parent_order,
         )
     changes = _changes(before, after)
     if not changes:
@@ -534,6 +597,33 @@ def _merged(current: Mapping[str, str], changes: Mapping[str, str | None]) -> di
     return merged
 
 
+def _check_card(gateway: str, stored_id: str | None, parent_order: str | None) -> None:
+    """The card options a gateway needs, named as options (before the model is asked)."""
+    if gateway not in GATEWAYS:
+        die(f"--gateway {gateway!r} is not one of {', '.join(GATEWAYS)}")
+    if gateway == "txpg" and not stored_id:
+        die("--gateway txpg needs --stored-id (the saved card's TXPG storedId)")
+    if gateway == "bizon" and not parent_order:
+        die("--gateway bizon needs --parent-order (the id of an earlier order to rebill)")
+
+
+def _or_none(value: object, none: str = "(none)") -> str:
+    return str(value) if value else none
+
+
+def _cards(sub: Subscription) -> str:
+    """The card references, the subscription's gateway first: ``txpg 5125, bizon 77``."""
+    cards = sub.cards()
+    return ", ".join(f"{name} {cards[name]}" for name in sorted(cards, key=sub.gateway.__ne__))
+
+
+def _card_words(sub: Subscription) -> str:
+    """``card 5125`` on txpg, ``bizon parent order 77`` on bizon, and the other card."""
+    words = {"txpg": f"card {sub.stored_id}", "bizon": f"bizon parent order {sub.parent_order}"}
+    other = [words[name] for name in sub.cards() if name != sub.gateway]
+    return words[sub.gateway] + "".join(f" (and {w} for a fallback)" for w in other)
+
+
 def _kv(values: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)"
 
@@ -544,13 +634,16 @@ def _time(ms: int) -> str:
 
 
 def _view(sub: Subscription) -> dict[str, Any]:
-    return {**sub.summary(), "created_at": sub.created_at, "updated_at": sub.updated_at}
+    times = {"created_at": sub.created_at, "updated_at": sub.updated_at}
+    return {**sub.summary(), "cards": sub.cards(), **times}
 
 
 def _changes(before: Subscription, after: Subscription) -> list[str]:
     """What changed, in words: ``amount 9.99 AZN -> 12.50 AZN``."""
     pairs = [
-        ("card", before.stored_id, after.stored_id),
+        ("gateway", before.gateway, after.gateway),
+        ("card", _or_none(before.stored_id), _or_none(after.stored_id)),
+        ("parent order", _or_none(before.parent_order), _or_none(after.parent_order)),
         ("amount", before.amount, after.amount),
         ("description", repr(before.description), repr(after.description)),
         ("language", before.language, after.language),
@@ -581,8 +674,10 @@ def import_(
 ) -> None:
     """Register subscriptions from a CSV or JSON Lines file, one per row.
 
-    Columns (CSV) or keys (JSONL): id, customer, stored_id, amount, currency; optionally
-    description, language, the schedule fields cadence, interval, anchor_day, anchor,
+    Columns (CSV) or keys (JSONL): id, customer, amount, currency, and the card: stored_id
+    (txpg) or parent_order (bizon, with gateway=bizon); optionally gateway (txpg, the
+    default, or bizon), the other gateway's card (for a fallback), description, language,
+    the schedule fields cadence, interval, anchor_day, anchor,
     weekday, expr, charge_time, timezone, start, trial_end, end (as in --cadence; start is
     required with a schedule), and metadata (CSV: one column per key, metadata.KEY; JSONL:
     an object). Amounts are text, "9.99". An unknown column is refused.
@@ -675,6 +770,7 @@ def _differences(stored: Subscription, new: Subscription) -> list[str]:
         "description": (stored.description, new.description),
         "language": (stored.language, new.language),
         "gateway": (stored.gateway, new.gateway),
+        "parent_order": (stored.parent_order, new.parent_order),
         "cadence": (dict(stored.cadence), dict(new.cadence)),
         "metadata": (dict(stored.metadata), dict(new.metadata)),
     }

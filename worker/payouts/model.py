@@ -9,16 +9,26 @@ Where the money goes, a :data:`Destination`:
   ``cofProviderRid: TWO_COF``). Accepted: 16 to 64 hexadecimal characters, kept as given.
   The reference's tokens are 32 (one example has 31); at least 16 so that the masked form
   (first 6, last 4) always hides something.
+* :class:`OrderDestination`: the card of an earlier Bizon order (``POST /orders/{id}/credit``),
+  Bizon's token-like destination: an order id of 1-64 ASCII digits (what the Bizon client
+  accepts as an order id, ``[0-9A-Za-z_-]{1,64}``, narrowed to the digits Bizon's order ids
+  are and its payout adapter sends).
 * :class:`PanDestination`: a card number, 13-19 ASCII digits passing the Luhn check, held in a
   :class:`~worker.sensitive.Secret`. Only for an **immediate** payout: it goes straight to the
-  gateway and is never stored. Scheduled payouts need a token.
+  gateway and is never stored. Scheduled payouts need a token (TXPG) or an order (Bizon).
 * :class:`MaskedPanDestination`: what is left of a PAN once stored: its masked form
   (first 6 and last 4 digits). It can be shown, never sent.
 
-What is stored (:meth:`Payout.to_hash`) holds :meth:`Destination.ref`: ``token:<rid>`` or
-``pan:<first6******last4>``; never a PAN. Ids, tags and descriptions that contain something
-that looks like a card number (13-19 digits passing Luhn) are refused, so a PAN cannot slip
-into Redis, logs or reports through another field.
+A payout names its gateway (:attr:`Payout.gateway`, :data:`GATEWAYS`): ``txpg`` (the default)
+takes a token or a PAN, ``bizon`` an order or a PAN (:data:`DESTINATIONS`). The same PAN rules
+hold on both.
+
+What is stored (:meth:`Payout.to_hash`) holds :meth:`Destination.ref`: ``token:<rid>``,
+``order:<id>`` or ``pan:<first6******last4>``; never a PAN. The gateway is stored only when
+it is not the default (``txpg``), as a subscription's is. Ids, tags and descriptions that
+contain something that looks like a card number (13-19 digits passing Luhn) are refused, so a
+PAN cannot slip into Redis, logs or reports through another field. (An order id is not held
+to that: Bizon's order ids are long numbers, and some pass the Luhn check.)
 
 Payout statuses::
 
@@ -37,8 +47,9 @@ Payout statuses::
   replayed.
 
 Files of payouts (:func:`parse_payout_file`, CSV or JSON Lines) follow the rules of
-:mod:`worker.ingest`, for **scheduled payouts with a token** only: a row with a PAN, or an
-immediate payout, is refused, since those go straight to the gateway.
+:mod:`worker.ingest`, for **scheduled payouts with a token or an order** only (columns
+``gateway``, ``token``, ``order``): a row with a PAN, or an immediate payout, is refused, since
+those go straight to the gateway.
 """
 
 from __future__ import annotations
@@ -56,9 +67,11 @@ from worker.errors import InvalidInput
 from worker.ingest import FileRefused, json_type, jsonl_records
 from worker.money import Money, currency_exponent, parse_amount
 from worker.sensitive import Secret, luhn_ok, mask_pan, scrub
-from worker.subscriptions import validate_id
+from worker.subscriptions import GATEWAYS, validate_id
 
 COF_PROVIDER = "TWO_COF"
+DEFAULT_GATEWAY = "txpg"
+_ORDER = re.compile(r"[0-9]{1,64}", re.ASCII)
 _RID = re.compile(r"[0-9A-Fa-f]{16,64}", re.ASCII)
 _MASKED_PAN = re.compile(r"[0-9]{6}\*{3,9}[0-9]{4}", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{13,19}", re.ASCII)
@@ -66,16 +79,22 @@ _ELLIPSIS = "…"
 
 __all__ = [
     "COF_PROVIDER",
+    "DEFAULT_GATEWAY",
+    "DESTINATIONS",
+    "GATEWAYS",
     "Destination",
     "FileRefused",
     "MaskedPanDestination",
+    "OrderDestination",
     "PanDestination",
     "Payout",
     "PayoutMode",
     "PayoutRow",
     "PayoutStatus",
     "TokenDestination",
+    "check_gateway",
     "destination_from_ref",
+    "destination_kind",
     "parse_destination",
     "parse_payout_csv",
     "parse_payout_file",
@@ -106,6 +125,30 @@ class TokenDestination:
 
     def ref(self) -> str:
         return f"token:{self.rid}"
+
+    @property
+    def sendable(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDestination:
+    """The card of an earlier Bizon order: ``POST /orders/{order_id}/credit``."""
+
+    order_id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.order_id, str) or not _ORDER.fullmatch(self.order_id):
+            raise InvalidInput(
+                "order is invalid: give the id of an earlier Bizon order (1-64 digits)"
+            )
+
+    def masked(self) -> str:
+        # an order id is no secret (and no card number, even when it passes Luhn)
+        return f"order:{self.order_id}"
+
+    def ref(self) -> str:
+        return f"order:{self.order_id}"
 
     @property
     def sendable(self) -> bool:
@@ -167,31 +210,63 @@ class MaskedPanDestination:
         return False
 
 
-Destination = TokenDestination | PanDestination | MaskedPanDestination
+Destination = TokenDestination | OrderDestination | PanDestination | MaskedPanDestination
+
+#: The destinations each gateway takes, by their ref kind.
+DESTINATIONS: dict[str, tuple[str, ...]] = {"txpg": ("token", "pan"), "bizon": ("order", "pan")}
+_KIND_NAMES = {"token": "a token (ridByCofp)", "order": "an order", "pan": "a pan"}
 
 
 def parse_destination(
-    token: object = None, pan: object = None
-) -> TokenDestination | PanDestination:
-    """Exactly one of ``token`` (a TWO ``ridByCofp``) and ``pan`` (a card number)."""
-    has_token = token not in (None, "")
-    has_pan = pan not in (None, "")
-    if has_token == has_pan:
-        raise InvalidInput("give exactly one destination: a token (ridByCofp) or a pan")
-    if has_token:
+    token: object = None, pan: object = None, order: object = None
+) -> TokenDestination | OrderDestination | PanDestination:
+    """Exactly one of ``token`` (a TWO ``ridByCofp``), ``order`` (an earlier Bizon order's id)
+    and ``pan`` (a card number)."""
+    given = [name for name, value in (("token", token), ("order", order), ("pan", pan))
+             if value not in (None, "")]  # fmt: skip
+    if len(given) != 1:
+        raise InvalidInput(
+            "give exactly one destination: a token (ridByCofp), an order or a pan"
+            + (f" (got {' and '.join(given)})" if given else "")
+        )
+    if token not in (None, ""):
         if not isinstance(token, str):
             raise InvalidInput("token (ridByCofp) must be text")
         return TokenDestination(token)
+    if order not in (None, ""):
+        if not isinstance(order, str):
+            raise InvalidInput("order must be text")
+        return OrderDestination(order)
     if not isinstance(pan, str | Secret):
         raise InvalidInput("pan must be text")
     return PanDestination.parse(pan)
 
 
-def destination_from_ref(ref: str) -> TokenDestination | MaskedPanDestination:
+def destination_kind(destination: Destination) -> str:
+    """``token``, ``order`` or ``pan`` (a masked PAN too): the kind its ref starts with."""
+    return destination.ref().partition(":")[0]
+
+
+def check_gateway(gateway: str, destination: Destination) -> None:
+    """Refuse a destination that ``gateway`` does not take (:data:`DESTINATIONS`)."""
+    kind = destination_kind(destination)
+    allowed = DESTINATIONS[gateway]
+    if kind not in allowed:
+        takes = " or ".join(_KIND_NAMES[k] for k in allowed)
+        owner = next(name for name, kinds in DESTINATIONS.items() if kind in kinds)
+        raise InvalidInput(
+            f"gateway {gateway} pays out to {takes}, not to {_KIND_NAMES[kind]}: "
+            f"{_KIND_NAMES[kind]} is a destination on gateway {owner}"
+        )
+
+
+def destination_from_ref(ref: str) -> TokenDestination | OrderDestination | MaskedPanDestination:
     """The destination a stored :meth:`ref` names (a PAN comes back masked)."""
     kind, _, value = ref.partition(":")
     if kind == "token":
         return TokenDestination(value)
+    if kind == "order":
+        return OrderDestination(value)
     if kind == "pan":
         return MaskedPanDestination(value)
     raise ValueError(f"unknown destination ref kind {kind!r}")
@@ -201,8 +276,8 @@ def destination_from_ref(ref: str) -> TokenDestination | MaskedPanDestination:
 
 
 class PayoutMode(enum.StrEnum):
-    SCHEDULED = "scheduled"  #: paid by a run of a schedule; needs a token
-    IMMEDIATE = "immediate"  #: sent at once; a token or a PAN
+    SCHEDULED = "scheduled"  #: paid by a run of a schedule; needs a token or an order
+    IMMEDIATE = "immediate"  #: sent at once; a token, an order or a PAN
 
 
 class PayoutStatus(enum.StrEnum):
@@ -259,6 +334,7 @@ class Payout:
     failure_code: str = ""  #: when failed: the PMO code, or the gateway's error code
     failure_title: str = ""
     failure_reason: str = ""
+    gateway: str = DEFAULT_GATEWAY  #: ``txpg`` or ``bizon``: where it is sent
 
     @property
     def currency(self) -> str:
@@ -273,6 +349,8 @@ class Payout:
         currency: str,
         token: str | None = None,
         pan: str | Secret[str] | None = None,
+        order: str | None = None,
+        gateway: str = DEFAULT_GATEWAY,
         description: str = "",
         tag: str = "",
         mode: str = PayoutMode.SCHEDULED.value,
@@ -280,7 +358,9 @@ class Payout:
     ) -> Payout:
         """Validate every field; raise :class:`InvalidInput` naming the first bad one.
 
-        The message never holds a PAN, whichever field it was typed into.
+        ``gateway`` is ``txpg`` (a ``token`` or a ``pan``) or ``bizon`` (an ``order`` or a
+        ``pan``); a ``pan`` only with ``mode="immediate"``. The message never holds a PAN,
+        whichever field it was typed into.
         """
         try:
             return cls._create(
@@ -289,6 +369,8 @@ class Payout:
                 currency=currency,
                 token=token,
                 pan=pan,
+                order=order,
+                gateway=gateway,
                 description=description,
                 tag=tag,
                 mode=mode,
@@ -306,6 +388,8 @@ class Payout:
         currency: str,
         token: str | None,
         pan: str | Secret[str] | None,
+        order: str | None,
+        gateway: str,
         description: str,
         tag: str,
         mode: str,
@@ -314,11 +398,14 @@ class Payout:
         payout_id = _safe_id(id, "payout id")
         currency_exponent(currency)  # an unknown (or unhashable) currency is named, not a crash
         money = parse_amount(amount, currency)
-        destination = parse_destination(token, pan)
+        chosen = _gateway(gateway)
+        destination = parse_destination(token, pan, order)
+        check_gateway(chosen, destination)
         payout_mode = _mode(mode)
         if payout_mode is PayoutMode.SCHEDULED and isinstance(destination, PanDestination):
             raise InvalidInput(
-                "scheduled payouts need a token; a PAN is only for an immediate payout"
+                "scheduled payouts need a token (txpg) or an order (bizon); a PAN is only for "
+                "an immediate payout"
             )
         return cls(
             id=payout_id,
@@ -329,6 +416,7 @@ class Payout:
             mode=payout_mode,
             created_at=now_ms,
             updated_at=now_ms,
+            gateway=chosen,
         )
 
     def with_status(self, status: PayoutStatus, now_ms: int, **fields: str) -> Payout:
@@ -352,7 +440,8 @@ class Payout:
         return replace(self, status=status, updated_at=now_ms, **clean)  # type: ignore[arg-type]
 
     def to_hash(self) -> dict[str, str]:
-        """The stored hash: no ``id`` (the key holds it), never a PAN, no empty optional field."""
+        """The stored hash: no ``id`` (the key holds it), never a PAN, no empty optional field,
+        no ``gateway`` while it is the default (``txpg``)."""
         out = {
             "amount_minor": str(self.amount.minor),
             "currency": self.amount.currency,
@@ -363,6 +452,7 @@ class Payout:
             "updated_at": str(self.updated_at),
         }
         optional = {name: getattr(self, name) for name in _OPTIONAL}
+        optional["gateway"] = "" if self.gateway == DEFAULT_GATEWAY else self.gateway
         out.update({name: value for name, value in optional.items() if value})
         return out
 
@@ -385,6 +475,7 @@ class Payout:
             failure_code=data.get("failure_code", ""),
             failure_title=data.get("failure_title", ""),
             failure_reason=data.get("failure_reason", ""),
+            gateway=data.get("gateway") or DEFAULT_GATEWAY,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -393,6 +484,7 @@ class Payout:
             "id": self.id,
             "amount": self.amount.to_gateway(),
             "currency": self.currency,
+            "gateway": self.gateway,
             "destination": self.destination.masked(),
             "description": self.description,
             "tag": self.tag,
@@ -405,6 +497,12 @@ class Payout:
             "failure_title": self.failure_title,
             "failure_reason": self.failure_reason,
         }
+
+
+def _gateway(value: object) -> str:
+    if isinstance(value, str) and value in GATEWAYS:
+        return value
+    raise InvalidInput(f"gateway {value!r} is not one of {', '.join(GATEWAYS)}")
 
 
 def _mode(value: object) -> PayoutMode:
@@ -443,17 +541,18 @@ def _text(value: object, what: str, limit: int) -> str:
 # --- one row, and files of rows ---------------------------------------------------------------
 
 REQUIRED = ("id", "amount", "currency")
-OPTIONAL = ("description", "token", "pan", "tag", "mode")
+OPTIONAL = ("gateway", "description", "token", "order", "pan", "tag", "mode")
 FIELDS = frozenset(REQUIRED + OPTIONAL)
 FORMATS = (".csv", ".jsonl")
 
 _FROM_FILE = (
     "immediate payouts are not imported from a file: they go straight to the gateway "
-    "(use `billing payouts add --now`); a file is for scheduled payouts with a token"
+    "(use `billing payouts add --now`); a file is for scheduled payouts with a token or an "
+    "order"
 )
 _PAN_IN_FILE = (
     "a PAN is only for an immediate payout, and immediate payouts are not imported from a "
-    "file: a file is for scheduled payouts with a token"
+    "file: a file is for scheduled payouts with a token (txpg) or an order (bizon)"
 )
 
 
@@ -462,9 +561,10 @@ def payout_from_row(
 ) -> Payout:
     """The payout one row (a CSV or JSON Lines record, or the CLI's options) describes.
 
-    Fields: ``id``, ``amount`` (text like ``"9.99"``), ``currency``, exactly one of ``token``
-    and ``pan``, and optionally ``description``, ``tag``, ``mode`` (``scheduled`` by default).
-    With ``from_file`` (the default) a PAN or an immediate payout is refused.
+    Fields: ``id``, ``amount`` (text like ``"9.99"``), ``currency``, exactly one of ``token``,
+    ``order`` and ``pan``, and optionally ``gateway`` (``txpg`` by default; ``bizon`` for an
+    ``order``), ``description``, ``tag``, ``mode`` (``scheduled`` by default). With
+    ``from_file`` (the default) a PAN or an immediate payout is refused.
     """
     if not isinstance(record, Mapping):
         raise InvalidInput("a payout row must be an object of fields")
@@ -489,6 +589,8 @@ def payout_from_row(
         currency=record["currency"],
         token=record.get("token") or None,
         pan=record.get("pan") or None,
+        order=record.get("order") or None,
+        gateway=record.get("gateway") or DEFAULT_GATEWAY,
         description=record.get("description") or "",
         tag=record.get("tag") or "",
         mode=record.get("mode") or PayoutMode.SCHEDULED.value,

@@ -2,8 +2,8 @@
 
 :func:`build_report` counts and sums the run's payouts per status and currency (exact
 :class:`~worker.money.Money`, integer minor units) and lists each payout with its gateway
-order id, approval code, masked destination and, when it failed, the PMO (or error) code,
-title and reason. Then one of:
+(``txpg`` or ``bizon``: a run may mix them), the gateway's order id, approval code, masked
+destination and, when it failed, the PMO (or error) code, title and reason. Then one of:
 
 * :func:`report_title` and :func:`report_tables` / ``table``: a line about the run, then two
   rich tables, the summary and the payouts;
@@ -45,6 +45,7 @@ COLUMNS = (
     "currency",
     "order_id",
     "approval_code",
+    "gateway",
     "destination",
     "failure_code",
     "failure_title",
@@ -62,10 +63,11 @@ class ReportRow:
     amount: Money
     order_id: str
     approval_code: str
-    destination: str  #: masked: ``TWO_COF:D91E8A…4BCC`` or ``416974******1778``
+    destination: str  #: masked: ``TWO_COF:D91E8A…4BCC``, ``order:123`` or ``416974******1778``
     failure_code: str
     failure_title: str
     failure_reason: str
+    gateway: str = "txpg"  #: where it was sent: ``txpg`` or ``bizon``
 
     def cells(self) -> dict[str, str]:
         return {
@@ -75,6 +77,7 @@ class ReportRow:
             "currency": self.amount.currency,
             "order_id": self.order_id,
             "approval_code": self.approval_code,
+            "gateway": self.gateway,
             "destination": self.destination,
             "failure_code": self.failure_code,
             "failure_title": self.failure_title,
@@ -115,7 +118,7 @@ def build_report(
     """The report of ``run`` over its ``payouts``.
 
     ``attempts`` may give each payout's last attempt (its stored hash, by payout id): its
-    ``order_id``, ``approval_code``, ``pmo_code`` (else ``error_code``), ``pmo_title`` and
+    ``order_id``, ``approval_code``, ``result_code`` (else ``error_code``), ``result_title`` and
     ``decline_reason`` fill whatever the payout itself does not say. A payout of another run
     raises ``ValueError``.
     """
@@ -152,9 +155,10 @@ def _row(payout: Payout, attempt: Mapping[str, str]) -> ReportRow:
         order_id=pick(payout.order_id, "order_id"),
         approval_code=pick(payout.approval_code, "approval_code"),
         destination=payout.destination.masked(),
-        failure_code=pick(payout.failure_code, "pmo_code", "error_code"),
-        failure_title=pick(payout.failure_title, "pmo_title"),
+        failure_code=pick(payout.failure_code, "result_code", "error_code"),
+        failure_title=pick(payout.failure_title, "result_title"),
         failure_reason=pick(payout.failure_reason, "decline_reason"),
+        gateway=payout.gateway,
     )
 
 
@@ -192,7 +196,8 @@ def report_tables(report: Report) -> tuple[Table, Table]:
             Text("all", style="bold"), Text(currency), Text(str(count)), Text(total.to_gateway())
         )
     payouts = Table(title="payouts", title_justify="left")
-    for name in ("payout", "status", "amount", "currency", "order", "approval", "destination"):
+    names = ("payout", "status", "amount", "currency", "gateway", "order", "approval")
+    for name in (*names, "destination"):
         payouts.add_column(name, justify="right" if name == "amount" else "left")
     payouts.add_column("failure")
     for row in report.rows:
@@ -207,6 +212,7 @@ def report_tables(report: Report) -> tuple[Table, Table]:
                     row.status.value,
                     row.amount.to_gateway(),
                     row.amount.currency,
+                    row.gateway,
                     row.order_id,
                     row.approval_code,
                     row.destination,

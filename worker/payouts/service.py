@@ -29,7 +29,9 @@ from worker.charges.pipeline import Charger, Outcome
 from worker.clock import Clock
 from worker.errors import InvalidInput
 from worker.events import EventType
-from worker.gateway.txpg.payouts import PanVault, TxpgPayoutGateway
+from worker.gateway.bizon.adapter import BizonPayoutGateway
+from worker.gateway.port import ChargeGateway, PanVault
+from worker.gateway.txpg.payouts import TxpgPayoutGateway
 from worker.money import Money
 from worker.payouts.config import PayoutSchedule, fire_times
 from worker.payouts.model import PanDestination, Payout, PayoutMode, PayoutStatus
@@ -326,20 +328,22 @@ class SendResult:
         return self.payout.approval_code or self.attempt.get("approval_code", "")
 
 
-def payout_charger(rt: Runtime, pans: PanVault | None = None) -> Charger:
-    """The runtime's payout state machine, with its TXPG payout gateway holding ``pans``
-    (card references to PANs, in memory only)."""
-    deps = rt.payouter.deps
-    gateways = {
-        name: (
-            TxpgPayoutGateway(
-                gateway.client, pans=pans, title=gateway.title, language=gateway.language
-            )
-            if isinstance(gateway, TxpgPayoutGateway)
-            else gateway
+def _with_pans(gateway: ChargeGateway, pans: PanVault | None) -> ChargeGateway:
+    """``gateway`` again, over the same client, holding ``pans`` (a payout gateway)."""
+    if isinstance(gateway, TxpgPayoutGateway):
+        return TxpgPayoutGateway(
+            gateway.client, pans=pans, title=gateway.title, language=gateway.language
         )
-        for name, gateway in deps.gateways.items()
-    }
+    if isinstance(gateway, BizonPayoutGateway):
+        return BizonPayoutGateway(gateway.client, pans=pans)
+    return gateway
+
+
+def payout_charger(rt: Runtime, pans: PanVault | None = None) -> Charger:
+    """The runtime's payout state machine, with each payout gateway (TXPG's and Bizon's)
+    holding ``pans`` (card references to PANs, in memory only)."""
+    deps = rt.payouter.deps
+    gateways = {name: _with_pans(gateway, pans) for name, gateway in deps.gateways.items()}
     return Charger(replace(deps, gateways=gateways))
 
 
@@ -352,14 +356,16 @@ def send_now(
 ) -> SendResult:
     """Store an immediate payout as ``sending`` and drive it here, at once, to paid or failed.
 
-    ``payout`` comes from :meth:`Payout.create` with ``mode="immediate"``; a
-    :class:`PanDestination` is put in this process's gateway vault, in memory, under its
-    masked reference: Redis, events and logs only ever see ``pan:416974******1778``.
+    ``payout`` comes from :meth:`Payout.create` with ``mode="immediate"``; it is sent on its
+    own gateway (:attr:`Payout.gateway`, TXPG or Bizon). A :class:`PanDestination` is put in
+    this process's gateway vault, in memory, under its masked reference: Redis, events and
+    logs only ever see ``pan:416974******1778``.
 
     The payout is run again after each backoff the state machine asks for, for up to
     ``timeout_s`` seconds. An outcome still unknown then is left to the workers, which
-    reconcile it by order id without the PAN. (A payout that must start over without its
-    PAN, after a restart, fails with ``PanNotInMemory`` before anything is sent.)
+    reconcile it without the PAN (TXPG by its order id, Bizon by ``merchant_order_id``). (A
+    payout that must start over without its PAN, after a restart, fails before anything is
+    sent: "the card number ... is no longer in memory"; ``PanNotInMemory`` on either gateway.)
 
     Idempotent by id: the same payout submitted again is not stored twice; if it is still
     sending it is driven again, otherwise its stored outcome is returned.
@@ -373,14 +379,16 @@ def send_now(
         raise InvalidInput(f"payout {payout.id}: a masked card number cannot be sent")
     pans = {destination.ref(): destination.pan} if isinstance(destination, PanDestination) else {}
     charger = payout_charger(rt, pans)
-    gateway = next(
-        (n for n, g in charger.deps.gateways.items() if isinstance(g, TxpgPayoutGateway)), "txpg"
-    )
+    if payout.gateway not in charger.deps.gateways:
+        known = ", ".join(sorted(charger.deps.gateways)) or "none"
+        raise InvalidInput(
+            f"payout {payout.id}: gateway {payout.gateway} is not configured (configured: {known})"
+        )
     r = rt.redis
     now = rt.clock.now_ms()
     if not payout.created_at:
         payout = replace(payout, created_at=now, updated_at=now)
-    stored, created = store.add(r, payout.with_status(PayoutStatus.SENDING, now), gateway=gateway)
+    stored, created = store.add(r, payout.with_status(PayoutStatus.SENDING, now))
     outcome: Outcome | None = None
     deadline = time.monotonic() + timeout_s
     while stored.status is PayoutStatus.SENDING:
