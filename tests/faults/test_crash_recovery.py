@@ -4,14 +4,12 @@ from what was stored, and the card is debited exactly once (read from the sandbo
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Any
 
 import pytest
 
-from tests.fixtures.pipeline import PERIOD, Pipeline, WorkerProcess, exit_status
+from tests.fixtures.pipeline import PERIOD, Pipeline, WorkerProcess
 from worker import keys
 from worker.charges.pipeline import CRASH_POINTS
 
@@ -32,23 +30,10 @@ LEFT_IN = {
 
 
 def _crash(p: Pipeline, point: str, **env: Any) -> WorkerProcess:
-    """Start a worker that SIGKILLs itself at ``point``, ask for the charge, and check that
-    its worker process died by SIGKILL while holding the period's lease.
+    """A worker SIGKILLed at ``point`` while charging SUB (see ``Pipeline.crash_charge``),
+    leaving the attempt in the state ``LEFT_IN`` says.
     """
-    doomed = p.start_worker("crashing", crash_at=point, **env)
-    (child,) = doomed.children()
-    doomed.pause_main()  # so that the dead child stays a zombie whose status we can read
-    p.request(SUB)
-    p.wait_for("the crashing worker process to die", lambda: exit_status(child) is not None)
-    status = exit_status(child)
-    assert status is not None
-    assert os.WIFSIGNALED(status), f"wait status {status:#x}"
-    assert os.WTERMSIG(status) == signal.SIGKILL
-    doomed.resume_main()
-    # Dramatiq's main process then stops, exiting with 1: "a worker process was killed".
-    assert doomed.wait_exit(30) == 1
-    period = p.period(SUB)
-    assert period["lease_owner"].rsplit(":", 1)[1] == str(child), "the dead one held the lease"
+    doomed = p.crash_charge(SUB, point, **env)
     assert p.attempt(SUB, 1)["state"] == LEFT_IN[point]
     return doomed
 
@@ -67,19 +52,7 @@ def test_a_worker_killed_after_any_step_is_finished_by_another_exactly_once(
     debits_at_crash = len(p.debits(SUB))
     assert debits_at_crash == (1 if point == "after_result" else 0)
 
-    rescuer = p.start_worker("rescuer")
-    p.wait_paid([SUB], timeout=30, alive=[rescuer])
-    handled = 0
-    if point != "after_result":  # resumed by the janitor once the lease ran out
-        outcomes = p.wait_outcome(rescuer, KEY, "paid")
-        assert outcomes.count("paid") == 1
-        handled = len(outcomes)
-    # Dramatiq gives the dead worker's message back one day: that late copy changes nothing.
-    p.enqueue(SUB)
-    p.wait_handled(rescuer, KEY, handled + 1)
-    late = rescuer.outcomes(KEY)[handled:]
-    assert "already_paid" in late
-    assert set(late) <= {"already_paid", "busy"}, late  # busy: a run that overlapped
+    p.rescue(SUB, paid_before=point == "after_result")
 
     period = p.period(SUB)
     debits = p.debits(SUB)

@@ -33,7 +33,7 @@ def test_soft_decline_then_top_up_is_paid_by_a_dunning_attempt(pipeline: Pipelin
     assert types[-1] == "charge.succeeded"
     assert set(types[:-1]) == {"charge.declined"}, types
     declined = events[0]["data"]
-    assert (declined["attempt"], declined["decline_class"], declined["pmo_code"]) == (
+    assert (declined["attempt"], declined["decline_class"], declined["result_code"]) == (
         1,
         "soft",
         "59",
@@ -55,14 +55,14 @@ def test_soft_decline_then_top_up_is_paid_by_a_dunning_attempt(pipeline: Pipelin
 
 
 @pytest.mark.parametrize(
-    ("card", "reason", "sub_status", "pmo_code"),
+    ("card", "reason", "sub_status", "result_code"),
     [
         pytest.param(5141, "hard_decline", "needs_new_card", "41", id="hard-stolen-card"),
         pytest.param(5106, "needs_customer", "past_due", "6", id="needs-customer-sca"),
     ],
 )
 def test_final_declines_are_dead_lettered_at_once(
-    pipeline: Pipeline, card: int, reason: str, sub_status: str, pmo_code: str
+    pipeline: Pipeline, card: int, reason: str, sub_status: str, result_code: str
 ) -> None:
     p = pipeline
     p.add_subscription(SUB, stored_id=card)
@@ -79,7 +79,7 @@ def test_final_declines_are_dead_lettered_at_once(
     )
     assert p.event_types(KEY) == ["charge.declined", "charge.failed", expected_sub_event]
     declined = p.events(KEY)[0]["data"]
-    assert (declined["pmo_code"], declined["next_retry_at"]) == (pmo_code, None)
+    assert (declined["result_code"], declined["next_retry_at"]) == (result_code, None)
 
     # No second attempt: nothing is scheduled for the period, and a message that comes
     # again finds it final.

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.fixtures.logs import LogCapture
-from tests.fixtures.pipeline import Pipeline, WorkerProcess
+from tests.fixtures.pipeline import Pipeline, WorkerProcess, holds
 from worker import keys, runtime
 from worker.clock import SYSTEM, Clock, OffsetClock
 from worker.deadletters import DeadLetter, DeadLetterReason, DeadLetterStatus
@@ -449,12 +449,15 @@ def test_a_declined_payout_fails_into_the_dead_letters_and_a_replay_sends_it_aga
             DeadLetterStatus.OPEN,
             keys.PAYOUT_ITEM,
         )
-        assert (entry.attempts[-1]["pmo_code"], entry.attempts[-1]["pmo_title"]) == (code, title)
+        assert (entry.attempts[-1]["result_code"], entry.attempts[-1]["result_title"]) == (
+            code,
+            title,
+        )
         payout = store.get(p.r, payout_id)
         assert payout is not None
         assert (payout.failure_code, payout.failure_title) == (code, title)
         (failed,) = [e for e in p.events(job(payout_id)) if e["type"] == "payout.failed"]
-        assert (failed["data"]["pmo_code"], failed["data"]["dlq_id"]) == (code, entry.id)
+        assert (failed["data"]["result_code"], failed["data"]["dlq_id"]) == (code, entry.id)
     assert p.credits_per_payout() == Counter({"po-fine": 1})
 
     (first,) = payout_dead_letters(p, "po-soft")
@@ -471,7 +474,7 @@ def test_a_declined_payout_fails_into_the_dead_letters_and_a_replay_sends_it_aga
     again = entries[1]
     assert again.id != first.id
     assert [a["n"] for a in again.attempts] == ["1", "2"]  # one attempt more
-    assert again.attempts[-1]["pmo_code"] == "64"
+    assert again.attempts[-1]["result_code"] == "64"
     assert statuses(p, ["po-soft"]) == {"po-soft": "failed"}
     assert p.r.hget(keys.payout_job("po-soft"), "attempt") == "2"
     assert p.event_types(job("po-soft")) == ["payout.failed", "dlq.replayed", "payout.failed"]
@@ -484,16 +487,7 @@ def test_a_declined_payout_fails_into_the_dead_letters_and_a_replay_sends_it_aga
 
 
 def _holds_pan(value: Any) -> bool:
-    """Whether ``value`` (bytes, text, or containers of them) holds the PAN's digits."""
-    if isinstance(value, bytes):
-        return PAN.encode() in value
-    if isinstance(value, str):
-        return PAN in value
-    if isinstance(value, Mapping):
-        return any(_holds_pan(k) or _holds_pan(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set):
-        return any(_holds_pan(item) for item in value)
-    return PAN in str(value)
+    return holds(value, PAN)
 
 
 def test_no_pan_in_clear_anywhere_after_an_immediate_pan_payout(
