@@ -67,6 +67,10 @@ from worker.charges.states import PeriodStatus
 from worker.deadletters import DeadLetterStatus
 from worker.embedded_redis import EmbeddedRedis
 from worker.errors import BillingError
+from worker.gateway.bizon.client import BizonClient
+from worker.gateway.bizon.codes import iso_code
+from worker.gateway.bizon.models import Authorize, CardDetails, Pan
+from worker.gateway.bizon.settings import BizonSettings
 from worker.gateway.txpg.codes import pmo_code
 from worker.money import Money, parse_amount
 from worker.payouts import service as payout_service
@@ -74,7 +78,8 @@ from worker.payouts.model import Payout, PayoutMode, PayoutStatus, TokenDestinat
 from worker.payouts.runs import RunStatus
 from worker.periods import parse_cadence, period_at
 from worker.sandbox import SandboxProcess
-from worker.sensitive import mask_pan
+from worker.sandbox.bizon import BizonProcess
+from worker.sensitive import Secret, mask_pan
 from worker.store import connect
 from worker.store import deadletters as dlq
 from worker.store import events as stream
@@ -124,6 +129,8 @@ class Story(enum.StrEnum):
     TOP_UP = "top_up"
     REPLAY = "replay"
     HARD_DECLINE = "hard_decline"
+    BIZON = "bizon"  #: on the second gateway: a rebill of the checkout order, then a charge
+    FAILOVER = "failover"  #: TXPG declines softly; the next attempt goes to Bizon
 
 
 EXPECTED = {
@@ -131,7 +138,48 @@ EXPECTED = {
     Story.TOP_UP: "declined, card topped up, paid on the retry",
     Story.REPLAY: "dunning runs out, dead letter, replayed",
     Story.HARD_DECLINE: "dead letter at once, needs a new card",
+    Story.BIZON: "rebilled and charged on Bizon",
+    Story.FAILOVER: "TXPG declines softly, paid on Bizon",
 }
+
+
+@dataclass(frozen=True)
+class BizonSample:
+    """A subscription the demo creates on the second gateway, after a checkout payment there
+    (the parent order it then rebills).
+    """
+
+    id: str
+    customer: str
+    amount: str
+    description: str
+    story: Story
+    pan: str  #: the checkout card (one of the Bizon sandbox's demo cards)
+    stored_id: int | None = None  #: a TXPG card too: the failover one holds both
+
+
+#: TXPG's side of the failover sample: a card the demo registers in the sandbox with no funds
+#: (a soft decline), so the fallback gateway is tried.
+FAILOVER_CARD = {
+    "storedId": 5170,
+    "displayName": "416974******0070",
+    "expiry": "1229",
+    "brand": "Visa",
+    "behaviour": "insufficient_funds",
+    "balance": "0.00",
+    "currency": "AZN",
+}
+BIZON_SAMPLES = (
+    BizonSample("sub-ilkin", "ilkin", "12.00", "Game Pass", Story.BIZON, "4111111111111111"),
+    BizonSample(
+        "sub-jala", "jala", "8.00", "E-books", Story.FAILOVER, "5555555555554444", stored_id=5170
+    ),
+)
+#: What each Bizon sample pays at checkout (its card's first, customer-present payment).
+CHECKOUT_AMOUNT = "1.00"
+#: The immediate payout on Bizon: a cashback to the card of sub-ilkin's checkout order.
+BIZON_PAYOUT_ID = "po-cashback-ilkin"
+BIZON_PAYOUT_AMOUNT = "3.00"
 
 
 class PayoutStory(enum.StrEnum):
@@ -369,8 +417,10 @@ class Demo:
     env: dict[str, str] = field(default_factory=dict)
     server: EmbeddedRedis | None = None
     sandbox: SandboxProcess | None = None
+    bizon: BizonProcess | None = None  #: the second gateway's sandbox
     r: redis.Redis | None = None
     admin: httpx.Client | None = None
+    bizon_admin: httpx.Client | None = None
 
     # -- printing ------------------------------------------------------------------------
 
@@ -400,6 +450,11 @@ class Demo:
         assert self.admin is not None
         return self.admin
 
+    @property
+    def bizon_client_admin(self) -> httpx.Client:
+        assert self.bizon_admin is not None
+        return self.bizon_admin
+
     def period(self, sample: Sample) -> dict[str, str]:
         raw: Any = self.redis.hgetall(keys.period(sample.id, sample.period))
         return dict(raw)
@@ -410,6 +465,19 @@ class Demo:
     def settled(self, sample: Sample) -> Callable[[], bool]:
         """A condition: the sample's period is paid or dead-lettered."""
         return lambda: self.status(sample) in (PeriodStatus.PAID, PeriodStatus.DEAD)
+
+    def attempts(self, sample: Sample) -> list[dict[str, str]]:
+        """The stored attempts of the sample's period, first to last."""
+        n = int(self.period(sample).get("attempt", "0") or 0)
+        out = []
+        for i in range(1, n + 1):
+            raw: Any = self.redis.hgetall(keys.attempt(sample.id, sample.period, i))
+            out.append(dict(raw))
+        return out
+
+    def gateways_of(self, sample: Sample) -> list[str]:
+        """The gateway of each attempt, first to last."""
+        return [a.get("gateway", "?") for a in self.attempts(sample)]
 
     def sub_status(self, sample: Sample) -> str:
         return str(self.redis.hget(keys.sub(sample.id), "status") or "")
@@ -578,12 +646,18 @@ def card_behaviour(card: Mapping[str, Any] | None) -> str:
 def describe_event(kind: str, data: Mapping[str, Any]) -> str:
     """One event in a few words."""
     n = data.get("attempt")
+    on = f" ({data['gateway']})" if data.get("gateway") else ""
     if kind == "charge.succeeded":
-        return f"[green]paid[/] on attempt {n}, order {data.get('order_id')}"
+        return f"[green]paid[/] on attempt {n}{on}, order {data.get('order_id')}"
     if kind == "charge.declined":
-        code = str(data.get("pmo_code") or "")
-        title = pmo_code(int(code)).title if code.isdigit() else data.get("error_code", "")
-        text = f"[yellow]declined[/] on attempt {n}: {code} {title} ({data.get('decline_class')})"
+        code = str(data.get("result_code") or "")
+        if data.get("gateway") == "bizon":
+            title = iso_code(code).title if code else data.get("error_code", "")
+        else:
+            title = pmo_code(int(code)).title if code.isdigit() else data.get("error_code", "")
+        text = (
+            f"[yellow]declined[/] on attempt {n}{on}: {code} {title} ({data.get('decline_class')})"
+        )
         retry = data.get("next_retry_at")
         if isinstance(retry, int):
             seconds = max(0.0, (retry - time.time() * 1000) / 1000)
@@ -603,11 +677,13 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
     if kind == "charge.deferred":
         return f"deferred: {data.get('reason')}"
     if kind == "payout.succeeded":
-        return f"[green]paid out[/] on attempt {n}, order {data.get('order_id')}"
+        return f"[green]paid out[/] on attempt {n}{on}, order {data.get('order_id')}"
     if kind == "payout.failed":
-        code = data.get("pmo_code") or ""
-        why = f": {code} {data.get('pmo_title', '')} ({data.get('decline_class')})" if code else ""
-        return f"[red]payout failed[/]{why}, dead-lettered ({data.get('reason')})"
+        code = data.get("result_code") or ""
+        why = (
+            f": {code} {data.get('result_title', '')} ({data.get('decline_class')})" if code else ""
+        )
+        return f"[red]payout failed[/]{on}{why}, dead-lettered ({data.get('reason')})"
     if kind == "payout.deferred":
         return f"payout deferred: {data.get('reason')}"
     if kind == "payout_run.started":
@@ -714,12 +790,16 @@ def _story(demo: Demo) -> None:
     demo.say(f"Redis {server.version} on {server.url} (pid {server.pid}, AOF on)")
     sandbox = demo.sandbox = SandboxProcess().start()  # stops itself if it cannot start
     demo.say(f"sandbox gateway on {sandbox.base_url} (pid {sandbox.pid})")
+    bizon = demo.bizon = BizonProcess().start()
+    demo.say(f"second gateway's sandbox (Bizon) on {bizon.base_url} (pid {bizon.pid})")
     demo.r = connect(server.url)
     demo.admin = httpx.Client(base_url=f"{sandbox.admin_url}/", timeout=10)
+    demo.bizon_admin = httpx.Client(base_url=f"{bizon.admin_url}/", timeout=10)
+    demo.sandbox_admin.post("cards", json={"cards": [FAILOVER_CARD]}).raise_for_status()
     cards = demo.sandbox_admin.get("cards").json()["cards"]
     demo.cards = {int(c["storedId"]): c for c in cards if c.get("storedId")}
     demo.tokens = {str(c["ridByCofp"]).upper(): c for c in cards if c.get("ridByCofp")}
-    demo.env = _child_env(server.url, sandbox.base_url)
+    demo.env = _child_env(server.url, sandbox, bizon)
     worker = demo.start("worker", "worker", "--processes", "1", "--threads", "4")
     scheduler = demo.start("scheduler", "scheduler")
     demo.wait("the worker to boot", lambda: WORKER_READY in worker.text(), BOOT_TIMEOUT)
@@ -734,8 +814,12 @@ def _story(demo: Demo) -> None:
         f"{int(demo.env['BILLING_SWEEP_INTERVAL_MS']) / 1000:g}s (pid {scheduler.pid})"
     )
     demo.say(f"dunning schedule: BILLING_DUNNING={DUNNING} (seconds here, days in production)")
+    demo.say(
+        "fallback: BILLING_FALLBACK_GATEWAY=bizon (after a soft decline on TXPG, for a "
+        "subscription that also holds a Bizon card)"
+    )
 
-    demo.heading("2. Import the sample subscriptions")
+    demo.heading("2. The subscriptions: a sample file on TXPG, two checkouts on Bizon")
     today = dt.datetime.now(dt.UTC).date()
     sample = demo.workdir / SAMPLE_FILE
     sample.write_text(sample_text(today), encoding="utf-8")
@@ -745,6 +829,8 @@ def _story(demo: Demo) -> None:
         highlight=False,
     )
     demo.cli("subscriptions", "import", str(sample))
+    demo.console.print()
+    _bizon_subscriptions(demo, today)
     now_ms = int(time.time() * 1000)
     for sub in subs.list_subscriptions(demo.redis, limit=100):
         period = period_at(parse_cadence(sub.cadence), now_ms)
@@ -843,6 +929,15 @@ def _payouts(demo: Demo, today: dt.date) -> None:
         stdin_shown=f"stdin: the card number ({mask_pan(PAYOUT_PAN)})",
     )
     demo.pump()
+    ilkin = next(b for b in BIZON_SAMPLES if b.story is Story.BIZON)
+    parent = demo.samples[ilkin.id].sub.parent_order
+    demo.console.print()
+    demo.cli(
+        *("payouts", "add", "--id", BIZON_PAYOUT_ID, "--amount", BIZON_PAYOUT_AMOUNT),
+        *("--currency", CURRENCY, "--description", "Cashback", "--now"),
+        *("--gateway", "bizon", "--order", parent),
+    )
+    demo.pump()
     _check_payouts(demo)
 
 
@@ -908,6 +1003,14 @@ def _check_payouts(demo: Demo) -> None:
         and run.held == 1,
         "missing" if run is None else f"{run.status.value}, {run.selected} taken, {run.held} held",
     )
+    cashback = demo.payout(BIZON_PAYOUT_ID)
+    demo.check(
+        f"{BIZON_PAYOUT_ID} paid at once on Bizon, to the card of a checkout order",
+        cashback is not None
+        and cashback.status is PayoutStatus.PAID
+        and cashback.gateway == "bizon",
+        "missing" if cashback is None else f"{cashback.status.value} on {cashback.gateway}",
+    )
     now = demo.payout(NOW_PAYOUT_ID)
     demo.check(
         f"{NOW_PAYOUT_ID} paid at once to {mask_pan(PAYOUT_PAN)}, the card number stored masked",
@@ -920,17 +1023,21 @@ def _check_payouts(demo: Demo) -> None:
     )
 
 
-def _child_env(redis_url: str, base_url: str) -> dict[str, str]:
+def _child_env(redis_url: str, txpg: SandboxProcess, bizon: BizonProcess) -> dict[str, str]:
     """What the worker, the scheduler and the CLI run with: none of the caller's
-    ``BILLING_*`` settings (a real gateway's login must not meet the sandbox), and
-    everything in seconds.
+    ``BILLING_*`` settings (a real gateway's login must not meet the sandbox), both
+    sandboxes, Bizon as the fallback, and everything in seconds.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
     env.pop("FORCE_COLOR", None)
     return env | {
         "PYTHONUNBUFFERED": "1",
         "BILLING_REDIS_URL": redis_url,
-        "BILLING_TXPG_BASE_URL": base_url,
+        "BILLING_TXPG_BASE_URL": txpg.base_url,
+        "BILLING_BIZON_BASE_URL": bizon.base_url,
+        "BILLING_BIZON_USERNAME": bizon.username,
+        "BILLING_BIZON_PASSWORD": bizon.password,
+        "BILLING_FALLBACK_GATEWAY": "bizon",
         "BILLING_DUNNING": DUNNING,
         "BILLING_LOG_LEVEL": "INFO",
         "BILLING_METRICS_PORT": "0",  # no fixed ports: another program may hold them
@@ -940,26 +1047,71 @@ def _child_env(redis_url: str, base_url: str) -> dict[str, str]:
     }
 
 
+def _bizon_subscriptions(demo: Demo, today: dt.date) -> None:
+    """Each Bizon sample: a customer-present payment on Bizon (the checkout, which the demo
+    plays here), then ``billing subscriptions create`` naming that order as the card.
+    """
+    assert demo.bizon is not None
+    settings = BizonSettings(
+        base_url=demo.bizon.base_url,
+        username=demo.bizon.username,
+        password=Secret(demo.bizon.password),
+        deadline=10.0,
+    )
+    with BizonClient(settings) as client:
+        for b in BIZON_SAMPLES:
+            checkout = client.authorize(
+                Authorize(
+                    parse_amount(CHECKOUT_AMOUNT, CURRENCY),
+                    Pan.parse(b.pan),
+                    CardDetails(expiration_month=12, expiration_year=2030),
+                    description=f"{b.description}: sign-up",
+                )
+            )
+            client.charge(checkout.id)
+            demo.say(
+                f"checkout     {b.customer} pays the {CHECKOUT_AMOUNT} {CURRENCY} sign-up fee on "
+                f"Bizon with {mask_pan(b.pan)}: order {checkout.id}"
+            )
+            args = [
+                *("subscriptions", "create", "--id", b.id, "--customer", b.customer),
+                *("--amount", b.amount, "--currency", CURRENCY, "--description", b.description),
+                *("--every", "monthly", "--charge-time", "00:00", "--zone", "UTC"),
+                *("--start", today.isoformat(), "--metadata", f"story={b.story.value}"),
+            ]
+            if b.stored_id is None:
+                args += ["--gateway", "bizon", "--parent-order", checkout.id]
+            else:  # charged on TXPG, with a card on Bizon for the fallback
+                args += ["--stored-id", str(b.stored_id), "--parent-order", checkout.id]
+            demo.cli(*args)
+
+
+def _cards_of(demo: Demo, sub: Subscription) -> tuple[str, str]:
+    """A subscription's card references (storedId, Bizon order) and how its card answers."""
+    refs, behaviour = [], ""
+    if sub.stored_id:
+        refs.append(f"{sub.stored_id} {demo.masked(sub.stored_id)}")
+        behaviour = demo.card_behaviour(sub.stored_id)
+    if sub.parent_order:
+        refs.append(f"Bizon order {sub.parent_order}")
+        behaviour = f"{behaviour}; Bizon approves" if behaviour else "approves"
+    return " + ".join(refs), behaviour
+
+
 def _print_samples(demo: Demo) -> None:
     table = Table(box=None, padding=(0, 2, 0, 0))
-    for column in ("subscription", "amount", "card", "", "the card", "the story"):
+    for column in ("subscription", "gateway", "amount", "card", "the card", "the story"):
         table.add_column(column)
     for s in demo.samples.values():
-        table.add_row(
-            s.id,
-            str(s.sub.amount),
-            str(s.sub.stored_id),
-            demo.masked(s.sub.stored_id),
-            demo.card_behaviour(s.sub.stored_id),
-            EXPECTED[s.story],
-        )
+        refs, behaviour = _cards_of(demo, s.sub)
+        table.add_row(s.id, s.sub.gateway, str(s.sub.amount), refs, behaviour, EXPECTED[s.story])
     demo.console.print(Padding(table, (0, 0, 0, 2)))
 
 
 def _outcomes(demo: Demo) -> None:
     table = Table(box=SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
-    for column in ("subscription", "card", "period", "period status", "attempts", "order"):
-        table.add_column(column, no_wrap=column not in ("card", "period status"))
+    for column in ("subscription", "period", "period status", "attempts", "gateways", "order"):
+        table.add_column(column, no_wrap=column != "period status")
     table.add_column("amount", justify="right", no_wrap=True)
     table.add_column("subscription")
     for s in demo.samples.values():
@@ -971,10 +1123,10 @@ def _outcomes(demo: Demo) -> None:
         amount = Money(int(p["amount_minor"]), p["currency"]) if "amount_minor" in p else "?"
         table.add_row(
             s.id,
-            f"{s.sub.stored_id} {demo.card_behaviour(s.sub.stored_id)}",
             s.period,
             Text(status, style=style),
             p.get("attempt", "?"),
+            " > ".join(demo.gateways_of(s)),
             demo.order_of(s, p),
             str(amount),
             demo.sub_status(s),
@@ -993,6 +1145,27 @@ def _check_first_round(demo: Demo) -> None:
         if s.story is Story.APPROVE:
             ok = p.get("status") == "paid" and attempts == 1 and demo.sub_status(s) == "active"
             demo.check(f"{s.id} paid on the first attempt", ok, got)
+        elif s.story is Story.BIZON:
+            ok = (
+                p.get("status") == "paid"
+                and demo.gateways_of(s) == ["bizon"]
+                and demo.sub_status(s) == "active"
+            )
+            demo.check(f"{s.id} paid on Bizon (a rebill, then a charge) at once", ok, got)
+        elif s.story is Story.FAILOVER:
+            tried = demo.attempts(s)
+            ok = (
+                p.get("status") == "paid"
+                and [a.get("gateway") for a in tried] == ["txpg", "bizon"]
+                and tried[0].get("state") == "declined"
+                and tried[0].get("decline_class") == "soft"
+                and demo.sub_status(s) == "active"
+            )
+            got += ", attempts " + ", ".join(
+                f"{a.get('gateway')} {a.get('state')} {a.get('decline_class', '')}".rstrip()
+                for a in tried
+            )
+            demo.check(f"{s.id} declined softly on TXPG, then paid on the fallback, Bizon", ok, got)
         elif s.story is Story.TOP_UP:
             ok = p.get("status") == "paid" and attempts >= 2 and demo.sub_status(s) == "active"
             demo.check(f"{s.id} declined, then paid by dunning after the top-up", ok, got)
@@ -1041,44 +1214,64 @@ def _check_ledger(demo: Demo) -> None:
         e["description"].rsplit(" #", 1)[0] for e in entries if e["direction"] == "debit"
     )
     credits = [e for e in entries if e["direction"] == "credit"]
+    bizon_entries: list[dict[str, Any]] = demo.bizon_client_admin.get("ledger").json()["entries"]
+    # Bizon: a subscription's charges are the debits of rebills of its checkout order
+    rebilled = Counter(
+        str(e["parent_order_id"])
+        for e in bizon_entries
+        if e["direction"] == "debit" and e["order_type"] == "rebill"
+    )
     wrong = []
     paid = 0
     for s in demo.samples.values():
-        expected = 1 if demo.status(s) == "paid" else 0
-        paid += expected
+        paid_on = demo.gateways_of(s)[-1] if demo.status(s) == "paid" else ""
+        paid += bool(paid_on)
         got = debits.pop(f"{s.id} {s.period}", 0)
-        if got != expected:
-            wrong.append(f"{s.id}: {got} debit(s), expected {expected}")
-    wrong += [f"unexpected debit: {what} x{n}" for what, n in debits.items()]
+        if got != (paid_on == "txpg"):
+            wrong.append(f"{s.id}: {got} TXPG debit(s), paid on {paid_on or 'none'}")
+        if s.sub.parent_order:
+            got = rebilled.pop(s.sub.parent_order, 0)
+            if got != (paid_on == "bizon"):
+                wrong.append(f"{s.id}: {got} Bizon debit(s), paid on {paid_on or 'none'}")
+    wrong += [f"unexpected TXPG debit: {what} x{n}" for what, n in debits.items()]
+    wrong += [f"unexpected Bizon debit: rebill of {what} x{n}" for what, n in rebilled.items()]
     demo.check(
         "every paid period was charged exactly once, the others never", not wrong, "; ".join(wrong)
     )
-    # credits: one per paid payout (by its order), none for the declined or the held one
-    by_order = Counter(str(e["order_id"]) for e in credits)
+    # credits: one per paid payout (by its order), none for the declined or the held one.
+    # A Bizon credit is named by its merchant_order_id, the payout attempt's key.
+    bizon_credits = [e for e in bizon_entries if e["direction"] == "credit"]
+    by_order = Counter(f"txpg:{e['order_id']}" for e in credits)
+    by_order.update(f"bizon:{e['merchant_order_id']}" for e in bizon_credits)
     wrong = []
     paid_payouts = 0
-    for payout_id in [*PAYOUT_STORIES, NOW_PAYOUT_ID]:
+    for payout_id in [*PAYOUT_STORIES, NOW_PAYOUT_ID, BIZON_PAYOUT_ID]:
         p = demo.payout(payout_id)
         if p is None:
             wrong.append(f"{payout_id}: missing")
             continue
         orders = {a.get("order_id", "") for a in payout_service.attempts(demo.redis, p.id)}
-        orders = {o for o in orders | {p.order_id} if o}
+        orders = {f"{p.gateway}:{o}" for o in orders | {p.order_id} if o}
         expected = 1 if p.status is PayoutStatus.PAID else 0
         paid_payouts += expected
         got = sum(by_order.pop(o, 0) for o in orders)
         if got != expected:
             wrong.append(f"{payout_id} ({p.status.value}): {got} credit(s), expected {expected}")
     wrong += [f"unexpected credit: order {order} x{n}" for order, n in by_order.items()]
-    total = sum(
-        (parse_amount(e["amount"], e["currency"]) for e in entries if e["direction"] == "debit"),
-        Money(0, CURRENCY),
+    charged = [e for e in entries if e["direction"] == "debit"]
+    charged += [
+        e for e in bizon_entries if e["direction"] == "debit" and e["order_type"] == "rebill"
+    ]
+    paid_out_entries = credits + bizon_credits
+    total = sum((parse_amount(e["amount"], e["currency"]) for e in charged), Money(0, CURRENCY))
+    paid_out = sum(
+        (parse_amount(e["amount"], e["currency"]) for e in paid_out_entries), Money(0, CURRENCY)
     )
-    paid_out = sum((parse_amount(e["amount"], e["currency"]) for e in credits), Money(0, CURRENCY))
     demo.say(
-        f"ledger: {len(entries) - len(credits)} debits ({total}) for {paid} paid periods, "
-        f"{len(credits)} credits ({paid_out}) for {paid_payouts} paid payouts; declines and "
-        "held payouts move no money"
+        f"ledgers (TXPG and Bizon): {len(charged)} debits ({total}) for {paid} paid periods, "
+        f"{len(paid_out_entries)} credits ({paid_out}) for {paid_payouts} paid payouts; "
+        f"declines and held payouts move no money (and the {len(BIZON_SAMPLES)} checkouts on "
+        "Bizon were the customers' own payments)"
     )
     demo.check(
         "every paid payout was credited exactly once, the declined and the held one never",
@@ -1091,8 +1284,9 @@ def _stop_all(demo: Demo) -> list[str]:
     """Stop everything started, newest first; returns what is still running."""
     left: list[str] = []
     stopped: list[str] = []
-    if demo.admin is not None:
-        demo.admin.close()
+    for client in (demo.admin, demo.bizon_admin):
+        if client is not None:
+            client.close()
     if demo.r is not None:
         with contextlib.suppress(redis.RedisError):
             demo.r.close()
@@ -1109,6 +1303,14 @@ def _stop_all(demo: Demo) -> list[str]:
         stopped.append(f"sandbox (pid {pid})")
         if pid_alive(pid):
             left.append(f"sandbox: pid {pid}")
+    bizon = demo.bizon
+    if bizon is not None:
+        pid = bizon.pid
+        bizon.stop()
+        (demo.logdir / "bizon.log").write_text("\n".join(bizon.lines) + "\n", encoding="utf-8")
+        stopped.append(f"Bizon sandbox (pid {pid})")
+        if pid_alive(pid):
+            left.append(f"Bizon sandbox: pid {pid}")
     server = demo.server
     if server is not None:
         redis_pid = server.pid

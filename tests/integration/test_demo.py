@@ -92,27 +92,48 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_running(
     assert elapsed < 120, f"the demo took {elapsed:.0f}s"
 
     # 1. it started everything, 2. imported the sample file with the importer
-    for started_line in ("Redis ", "sandbox gateway on ", "worker ready", "scheduler ready"):
+    for started_line in (
+        "Redis ",
+        "sandbox gateway on ",
+        "second gateway's sandbox (Bizon) on ",
+        "worker ready",
+        "scheduler ready",
+        "fallback: BILLING_FALLBACK_GATEWAY=bizon",
+    ):
         assert started_line in out
     assert "created 8, unchanged 0, invalid 0" in out
+    # and two subscriptions on Bizon, each rebilling a checkout order the demo paid there
+    checkouts = re.findall(r"sign-up fee on\s+Bizon with \S+: order (\d+)", out)
+    assert len(checkouts) == 2, out
+    assert re.search(rf"--gateway bizon\s+--parent-order\s+{checkouts[0]}", out)
+    assert re.search(rf"--stored-id 5170\s+--parent-order\s+{checkouts[1]}", out)
     # 3. charged them, with dunning in seconds and a top-up
     for sub in ("sub-anna", "sub-bora", "sub-cem", "sub-dina"):
-        assert re.search(rf"{sub}\s+paid on attempt 1, order \d+", out)
-    assert re.search(r"sub-elif\s+declined on attempt 1: 59 Insufficient funds \(soft\)", out)
+        assert re.search(rf"{sub}\s+paid on attempt 1 \(txpg\), order \d+", out)
+    assert re.search(
+        r"sub-elif\s+declined on attempt 1 \(txpg\): 59 Insufficient funds \(soft\)", out
+    )
     assert "card 5159 topped up by 20.00 AZN" in out
-    assert re.search(r"sub-elif\s+paid on attempt [23], order \d+", out)
+    assert re.search(r"sub-elif\s+paid on attempt [23] \(txpg\), order \d+", out)
     assert re.search(r"sub-farid\s+dead-lettered \(dunning_exhausted\) after attempt 3", out)
-    assert re.search(r"sub-gunel\s+declined on attempt 1: 41 Stolen card \(hard\)", out)
-    assert re.search(r"sub-huseyn\s+declined on attempt 1: 51 Expired card \(hard\)", out)
-    # 4. the outcomes table
-    assert re.search(r"sub-farid\s+5159 no funds\s+\S+\s+dead: dunning_exhausted\s+3", out)
-    assert re.search(r"sub-gunel\s+5141 stolen card\s+\S+\s+dead: hard_decline\s+1", out)
+    assert re.search(r"sub-gunel\s+declined on attempt 1 \(txpg\): 41 Stolen card \(hard\)", out)
+    assert re.search(r"sub-huseyn\s+declined on attempt 1 \(txpg\): 51 Expired card \(hard\)", out)
+    # the second gateway in the same sweep, and a failover from TXPG to it
+    assert re.search(r"sub-ilkin\s+paid on attempt 1 \(bizon\), order \d+", out)
+    assert re.search(r"sub-jala\s+declined on attempt 1 \(txpg\): 59 Insufficient funds", out)
+    assert re.search(r"sub-jala\s+paid on attempt 2 \(bizon\), order \d+", out)
+    # 4. the outcomes table, with each attempt's gateway
+    # (a narrow terminal wraps the reason under "dead:")
+    farid = r"sub-farid\s+\S+\s+dead:\s+3\s+txpg > txpg > txpg\s.*\n\s+dunning_exhaus"
+    assert re.search(farid, out)
+    assert re.search(r"sub-gunel\s+\S+\s+dead:\s+1\s+txpg\s.*\n\s+hard_decline", out)
+    assert re.search(r"sub-jala\s+\S+\s+paid\s+2\s+txpg > bizon", out)
     # 5. dead letters, a replay, the event stream
     assert "$ billing dlq list" in out and "3 shown, newest first" in out
     assert re.search(
         r"reopened sub-farid period \S+: due now; subscription past_due -> active", out
     )
-    assert re.search(r"sub-farid\s+paid on attempt 4, order \d+", out)
+    assert re.search(r"sub-farid\s+paid on attempt 4 \(txpg\), order \d+", out)
     assert "$ billing events tail -n 15 --no-follow" in out and "dlq.replayed" in out
     # 6. a payout run through the product: import, a run whose limit holds one back, the
     # worker sends the rest (one declined), the scheduler finishes it, the report
@@ -123,8 +144,8 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_running(
     assert f"started run {run_id}: took 3 payouts (245.50 AZN)" in out
     assert "limit reached: max_total 250.00 AZN; 1 payout held, pending, for the next run" in out
     for paid in ("po-aylin", "po-ceyhun"):
-        assert re.search(rf"{paid}\s+paid out on attempt 1, order \d+", out)
-    assert re.search(r"po-babek\s+payout failed: 64 Credit amount limit \(soft\)", out)
+        assert re.search(rf"{paid}\s+paid out on attempt 1 \(txpg\), order \d+", out)
+    assert re.search(r"po-babek\s+payout failed \(txpg\): 64 Credit amount limit \(soft\)", out)
     assert f"{run_id} run finished, limit_reached: 2 paid, 1 failed" in out
     assert not re.search(r"po-deniz\s+paid out", out)  # held: never sent
     assert f"$ billing payouts report {run_id}" in out
@@ -137,12 +158,21 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_running(
     assert "--now --pan-stdin" in out and "payout po-prize-emil: paid" in out
     assert re.search(r"destination\s+416974\*{6}1778", out)
     # the ledger, and the verdict
-    assert (
-        "6 debits (112.47 AZN) for 6 paid periods, 3 credits (190.50 AZN) for 3 paid payouts" in out
+    # and a Bizon credit to the card of a checkout order
+    assert re.search(r"--now\s+--gateway\s+bizon\s+--order\s+\d+", out)
+    assert "payout po-cashback-ilkin: paid" in out
+    assert re.search(r"gateway ref\s+\d+", out)
+    assert re.search(
+        r"8 debits \(132\.47 AZN\) for 8 paid periods,\s+"
+        r"4 credits \(193\.50 AZN\) for 4 paid\s+payouts",
+        out,
     )
     assert "FAILED" not in out
-    assert len(re.findall(r"^  ok     ", out, flags=re.MULTILINE)) == 18
+    assert len(re.findall(r"^  ok     ", out, flags=re.MULTILINE)) == 21
     for check in (
+        "sub-ilkin paid on Bizon (a rebill, then a charge) at once",
+        "sub-jala declined softly on TXPG, then paid on the fallback, Bizon",
+        "po-cashback-ilkin paid at once on Bizon, to the card of a checkout order",
         "po-babek declined (64 Credit amount limit): failed, in the dead letters",
         "po-deniz held back by the run's limit: still pending, never sent",
         "every paid payout was credited exactly once, the declined and the held one never",

@@ -78,9 +78,9 @@ def option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_the_stack_has_its_four_services() -> None:
-    assert set(SERVICES) == {"redis", "sandbox", "worker", "scheduler"}
-    assert {"sandbox", "worker", "scheduler"} <= set(BUILT)
+def test_the_stack_has_its_five_services() -> None:
+    assert set(SERVICES) == {"redis", "sandbox", "bizon-sandbox", "worker", "scheduler"}
+    assert {"sandbox", "bizon-sandbox", "worker", "scheduler"} <= set(BUILT)
     assert SERVICES["redis"]["image"].split(":")[0] == "redis"
     assert SERVICES["redis"]["image"].split(":")[1].startswith("7")
 
@@ -120,10 +120,11 @@ def test_depends_on_names_existing_services(name: str) -> None:
             assert "healthcheck" in SERVICES[dependency], f"{dependency} has no healthcheck"
 
 
-def test_worker_waits_for_healthy_redis_and_sandbox() -> None:
+def test_worker_waits_for_healthy_redis_and_sandboxes() -> None:
     assert depends_on(SERVICES["worker"]) == {
         "redis": "service_healthy",
         "sandbox": "service_healthy",
+        "bizon-sandbox": "service_healthy",
     }
     assert depends_on(SERVICES["scheduler"]).get("redis") == "service_healthy"
 
@@ -162,6 +163,18 @@ def test_sandbox_listens_where_the_worker_looks() -> None:
         assert url.path == "/api"
 
 
+def test_the_bizon_sandbox_listens_where_the_worker_looks() -> None:
+    sandbox = command_of(SERVICES["bizon-sandbox"])
+    assert option(sandbox, "--gateway") == "bizon"
+    assert option(sandbox, "--host") == "0.0.0.0"  # noqa: S104 - inside its container
+    port = int(option(sandbox, "--port"))
+    healthcheck = " ".join(SERVICES["bizon-sandbox"]["healthcheck"]["test"])
+    assert str(port) in healthcheck
+    for name in ("worker", "scheduler"):
+        url = urlsplit(environment_of(SERVICES[name])["BILLING_BIZON_BASE_URL"])
+        assert (url.scheme, url.hostname, url.port, url.path) == ("http", "bizon-sandbox", port, "")
+
+
 @pytest.mark.parametrize("name", ["worker", "scheduler"])
 def test_environment_is_what_the_settings_read(name: str) -> None:
     from worker.settings import SANDBOX_PASSWORD, SANDBOX_USERNAME, TxpgSettings
@@ -178,6 +191,12 @@ def test_environment_is_what_the_settings_read(name: str) -> None:
     )
     settings = TxpgSettings.from_env(env)  # raises if e.g. plain http is not allowed
     assert urlsplit(settings.base_url).hostname == "sandbox"
+    from worker.gateway.bizon.settings import BizonSettings
+    from worker.sandbox.bizon import PASSWORD, USERNAME
+
+    assert (env["BILLING_BIZON_USERNAME"], env["BILLING_BIZON_PASSWORD"]) == (USERNAME, PASSWORD)
+    bizon = BizonSettings.from_env(env)
+    assert urlsplit(bizon.base_url).hostname == "bizon-sandbox"
 
 
 def test_redis_runs_the_repository_config() -> None:
