@@ -23,6 +23,11 @@ def _charge_broke(proc: WorkerProcess) -> bool:
     return "Failed to process message charge(" in proc.text()
 
 
+def _exec_trans_answered(proc: WorkerProcess) -> int:
+    """How many exec-tran answers this worker has read (logged before it writes them)."""
+    return sum(1 for rec in proc.records() if rec.get("op") == "exec_tran" and "outcome" in rec)
+
+
 def _consumer_broke(proc: WorkerProcess) -> bool:
     """The worker's Dramatiq consumer lost Redis."""
     return "Consumer encountered a connection error" in proc.text()
@@ -55,9 +60,18 @@ def test_redis_killed_mid_batch_loses_nothing_and_charges_each_period_once(
 
     paid_at_kill = _paid(p, subs)
     p.redis.kill()
+    # Every exec-tran that reached the sandbox before the kill answers while Redis is down:
+    # Redis stays down until each one's answer was read by its worker, whose write of the
+    # result then fails (otherwise a quick restart could store it and nothing would need
+    # reconciling).
+    reached = p.fault_fired(slow_exec)
     p.wait_for(
-        "both workers to lose Redis, with charges in flight",
-        lambda: all(map(_consumer_broke, workers)) and any(map(_charge_broke, workers)),
+        "both workers to lose Redis, with the answers of the exec-trans in flight read",
+        lambda: (
+            all(map(_consumer_broke, workers))
+            and any(map(_charge_broke, workers))
+            and sum(map(_exec_trans_answered, workers)) >= reached
+        ),
     )
     p.redis.start()  # same port, same data directory: the AOF is replayed
 
