@@ -1295,22 +1295,18 @@ def _stop_all(demo: Demo) -> list[str]:
         stopped.append(f"{child.name} (pid {child.pid})")
         if pids:
             left.append(f"{child.name}: pids {pids}")
-    sandbox = demo.sandbox
-    if sandbox is not None:
+    for sandbox, label, log_name in (
+        (demo.sandbox, "sandbox", "sandbox.log"),
+        (demo.bizon, "Bizon sandbox", "bizon.log"),
+    ):
+        if sandbox is None:
+            continue
         pid = sandbox.pid
         sandbox.stop()
-        (demo.logdir / "sandbox.log").write_text("\n".join(sandbox.lines) + "\n", encoding="utf-8")
-        stopped.append(f"sandbox (pid {pid})")
+        (demo.logdir / log_name).write_text("\n".join(sandbox.lines) + "\n", encoding="utf-8")
+        stopped.append(f"{label} (pid {pid})")
         if pid_alive(pid):
-            left.append(f"sandbox: pid {pid}")
-    bizon = demo.bizon
-    if bizon is not None:
-        pid = bizon.pid
-        bizon.stop()
-        (demo.logdir / "bizon.log").write_text("\n".join(bizon.lines) + "\n", encoding="utf-8")
-        stopped.append(f"Bizon sandbox (pid {pid})")
-        if pid_alive(pid):
-            left.append(f"Bizon sandbox: pid {pid}")
+            left.append(f"{label}: pid {pid}")
     server = demo.server
     if server is not None:
         redis_pid = server.pid
